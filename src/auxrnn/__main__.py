@@ -1,0 +1,3 @@
+from auxrnn.cli import main
+
+raise SystemExit(main())

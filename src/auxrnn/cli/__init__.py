@@ -1,0 +1,44 @@
+"""Command-line entry point: `auxrnn {train,eval,data,bench,reproduce}`.
+
+Each subcommand lives in its own module with a `register(subparsers)` function that adds its parser
+and sets `func`; this file only dispatches. The CLI is the only place that prints.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+_COMMANDS = ("train", "eval", "data", "bench", "reproduce")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="auxrnn", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command")
+    for name in _COMMANDS:
+        try:
+            module = importlib.import_module(f"auxrnn.cli.{name}_cmd")
+        except ModuleNotFoundError as exc:  # a subcommand not built yet must not break the others
+            if exc.name != f"auxrnn.cli.{name}_cmd":
+                raise
+            continue
+        module.register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    parser = build_parser()
+    if not argv:
+        argv = ["train"]  # the default job: train the default preset on MNIST
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    try:
+        return int(args.func(args) or 0)
+    except (ValueError, FileNotFoundError, RuntimeError) as exc:
+        if getattr(args, "debug", False):
+            raise
+        print(f"auxrnn {args.command}: error: {exc}", file=sys.stderr)
+        return 2
