@@ -1,0 +1,227 @@
+"""The main recurrent classifier with auxiliary losses (r-LSTM, p-LSTM), read top to bottom.
+
+One call of `AuxRNN.forward` is one training step's losses:
+
+    anchors (per example, fresh each step) -> windows (index arithmetic)
+    -> one chunked no-grad read of the sequence, keeping only the states where windows start
+    -> each window recomputed with autograd from its detached start
+    -> classifier on the state after the last real element; decoder / predictor at the anchors
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from auxrnn.core.anchors import sample_anchors
+from auxrnn.core.encoders import ENCODERS, Encoder
+from auxrnn.core.heads import Predictor, Reconstructor, feed_forward
+from auxrnn.core.recurrent import CELLS, Recurrent, run_window, scan
+from auxrnn.core.windows import (Windows, predict_targets, predict_windows, reconstruct_targets,
+                                 reconstruct_windows, supervised_windows)
+
+AUX_KINDS = ("reconstruct", "predict", "both", "none")
+PHASES = ("pretrain", "train")
+
+
+@dataclass
+class ModelConfig:
+    """Architecture and truncation. Defaults are the paper's (§2); see docs/decisions.md for our choices."""
+
+    channels: tuple[int, ...] = (256,)  # vocabulary size of each input channel
+    n_classes: int = 10
+    encoder: str = "embedding"          # "embedding" | "scalar"
+    embed_dim: int = 128
+    cell: str = "lstm"                  # "lstm" | "gru"
+    hidden: int = 128
+    aux: str = "reconstruct"            # "reconstruct" (r-LSTM) | "predict" (p-LSTM) | "both" | "none"
+    n_anchors: int = 1
+    subseq_len: int = 600               # L
+    truncate: int | str = 300           # supervised BPTT: "full", K > 0, or 0 (no gradient into the core)
+    aux_truncate: int = 300             # auxiliary BPTT before each r-LSTM anchor
+    aux_hidden: int = 256
+    aux_layers: int = 2
+    ffn_hidden: int = 256
+    dropout: float = 0.0
+    teacher_forcing: bool = True
+    chunk: int = 256                    # steps per call of the no-grad read
+
+    def __post_init__(self):
+        self.channels = tuple(int(c) for c in self.channels)
+
+    @property
+    def supervised_truncate(self) -> int | None:
+        """truncate as the library uses it: None for full BPTT."""
+        return None if self.truncate == "full" else int(self.truncate)
+
+    def validate(self) -> "ModelConfig":
+        def bad(key, value, want):
+            raise ValueError(f"model.{key}={value!r} is invalid: {want}")
+        if self.aux not in AUX_KINDS:
+            bad("aux", self.aux, f"choose one of {AUX_KINDS}")
+        if self.cell not in CELLS:
+            bad("cell", self.cell, f"choose one of {tuple(CELLS)}")
+        if self.encoder not in ENCODERS:
+            bad("encoder", self.encoder, f"choose one of {ENCODERS}")
+        if self.truncate != "full" and (isinstance(self.truncate, bool) or not isinstance(self.truncate, int) or self.truncate < 0):
+            bad("truncate", self.truncate, "use 'full', 0 (no supervised gradient into the core) or a positive int")
+        for key in ("n_anchors", "aux_truncate", "embed_dim", "hidden", "aux_hidden", "aux_layers", "ffn_hidden", "chunk", "n_classes"):
+            if int(getattr(self, key)) < 1:
+                bad(key, getattr(self, key), "must be >= 1")
+        if self.subseq_len < 2:
+            bad("subseq_len", self.subseq_len, "must be >= 2 (one element fed, one predicted)")
+        if not 0.0 <= self.dropout < 1.0:
+            bad("dropout", self.dropout, "must be in [0, 1)")
+        if not self.channels or min(self.channels) < 2:
+            bad("channels", self.channels, "one vocabulary size >= 2 per input channel")
+        return self
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["channels"] = list(self.channels)
+        return d
+
+
+@dataclass
+class StepOutput:
+    """Losses of one step. loss is what to backpropagate; the rest is for logging."""
+
+    loss: torch.Tensor
+    sup_loss: torch.Tensor | None = None
+    aux_loss: torch.Tensor | None = None
+    logits: torch.Tensor | None = None   # (B, n_classes), detached
+    aux_tokens: int = 0
+    anchors: dict = field(default_factory=dict)
+
+
+def as_tokens(x: torch.Tensor) -> torch.Tensor:
+    """(B, T) or (B, T, C) integer tokens -> (B, T, C). Floats are refused: tokens must be exact integers."""
+    if x.is_floating_point() or x.is_complex():
+        raise ValueError(f"inputs must be integer tokens (uint8 pixels, int64 ids), got dtype {x.dtype}")
+    if x.dim() == 2:
+        return x.unsqueeze(-1)
+    if x.dim() != 3:
+        raise ValueError(f"inputs must have shape (B, T) or (B, T, C), got {tuple(x.shape)}")
+    return x
+
+
+class AuxRNN(nn.Module):
+    """Main recurrent classifier plus optional r-LSTM decoder and/or p-LSTM predictor."""
+
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        self.cfg = cfg.validate()
+        self.encoder = Encoder(cfg.channels, cfg.embed_dim, cfg.encoder)
+        self.core = Recurrent(cfg.cell, cfg.embed_dim, cfg.hidden)
+        self.classifier = feed_forward(cfg.hidden, cfg.ffn_hidden, cfg.n_classes, cfg.dropout)
+        self.reconstructor = self.predictor = None
+        if cfg.aux in ("reconstruct", "both"):
+            self.reconstructor = Reconstructor(
+                cfg.channels, self.core.state_size, cfg.embed_dim, cfg.aux_hidden, cfg.aux_layers,
+                cfg.ffn_hidden, cfg.encoder, cfg.dropout, cfg.teacher_forcing)
+        if cfg.aux in ("predict", "both"):
+            self.predictor = Predictor(cfg.channels, cfg.hidden, cfg.aux_hidden, cfg.aux_layers, cfg.ffn_hidden, cfg.dropout)
+
+    def _check(self, x: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        x = as_tokens(x)
+        B, T, C = x.shape
+        if C != len(self.cfg.channels):
+            raise ValueError(f"inputs have {C} channels per step, the model expects {len(self.cfg.channels)}")
+        lengths = lengths.long().cpu()
+        if lengths.shape != (B,) or bool((lengths < 1).any()) or bool((lengths > T).any()):
+            raise ValueError(f"lengths must be (B,)={B} values in [1, T={T}], got {lengths.tolist()[:8]}...")
+        return x, lengths
+
+    def _classify(self, state) -> torch.Tensor:
+        return self.classifier(state[0])  # h of the state after the last real element
+
+    @torch.no_grad()
+    def predict(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        """Class logits (B, n_classes) from one chunked no-grad read: memory flat in T."""
+        x, lengths = self._check(x, lengths)
+        final = scan(self.core, self.encoder, x, torch.arange(x.shape[0]), lengths, self.cfg.chunk)
+        return self._classify(final)
+
+    def forward(self, x, lengths, y=None, *, generator=None, phase="train", aux_weight=1.0, anchors=None) -> StepOutput:
+        """One training step's losses.
+
+        Args:
+            x: (B, T) or (B, T, C) integer tokens on the model's device; lengths: (B,) real lengths.
+            y: (B,) class labels (needed in phase "train").
+            generator: CPU torch.Generator for the anchors (fresh per example and per step).
+            phase: "pretrain" (auxiliary loss only) or "train" (supervised + aux_weight * auxiliary).
+            anchors: optional {"reconstruct": (B, n), "predict": (B, n)} to fix the anchors (tests).
+        """
+        if phase not in PHASES:
+            raise ValueError(f"phase must be one of {PHASES}, got {phase!r}")
+        cfg = self.cfg
+        x, lengths = self._check(x, lengths)
+        supervised = phase == "train"
+        if supervised and y is None:
+            raise ValueError("phase 'train' needs labels y")
+        if not supervised and cfg.aux == "none":
+            raise ValueError("phase 'pretrain' needs an auxiliary loss; model.aux is 'none'")
+        anchors = dict(anchors or {})
+        for kind, head in (("reconstruct", self.reconstructor), ("predict", self.predictor)):
+            if head is not None and kind not in anchors:
+                anchors[kind] = sample_anchors(lengths, cfg.n_anchors, cfg.subseq_len, kind, generator)
+
+        # Every window needs the detached state where it starts; full BPTT instead keeps the graph of the
+        # read itself up to each sequence's end, so the core still reads the sequence only once.
+        full = supervised and cfg.supervised_truncate is None
+        wins: dict[str, Windows] = {}
+        if supervised and not full:
+            wins["sup"] = supervised_windows(lengths, cfg.supervised_truncate)
+        if self.reconstructor is not None:
+            wins["reconstruct"] = reconstruct_windows(anchors["reconstruct"], cfg.aux_truncate)
+        if self.predictor is not None:
+            wins["predict"] = predict_windows(anchors["predict"], lengths, cfg.subseq_len)
+        rows = [w.rows for w in wins.values()]
+        pos = [w.start for w in wins.values()]
+        keep = [torch.zeros_like(w.rows, dtype=torch.bool) for w in wins.values()]
+        if full:
+            rows.insert(0, torch.arange(x.shape[0]))
+            pos.insert(0, lengths)
+            keep.insert(0, torch.ones_like(lengths, dtype=torch.bool))
+        starts = scan(self.core, self.encoder, x, torch.cat(rows), torch.cat(pos), cfg.chunk, keep=torch.cat(keep))
+        sizes = [r.numel() for r in rows]
+        split = list(zip(*(torch.split(s, sizes) for s in starts)))  # one start-state tuple per request group
+
+        out = StepOutput(loss=x.new_zeros((), dtype=torch.float32), anchors=anchors)
+        if supervised:
+            final = split.pop(0) if full else run_window(self.core, self.encoder, x, wins["sup"], split.pop(0))[1]
+            logits = self._classify(final)
+            out.sup_loss = F.cross_entropy(logits, y.to(logits.device).long())
+            out.logits = logits.detach()
+            out.loss = out.sup_loss
+        nll, count = None, 0
+        if self.reconstructor is not None:
+            w = wins["reconstruct"]
+            _, end = run_window(self.core, self.encoder, x, w, split.pop(0))
+            positions, mask = reconstruct_targets(anchors["reconstruct"], cfg.subseq_len)
+            tokens = x[w.rows.to(x.device).unsqueeze(1), positions.to(x.device)]  # (R, L, C)
+            s, n = self.reconstructor(torch.cat(end, dim=-1), tokens, mask)
+            nll, count = s, n
+        if self.predictor is not None:
+            w = wins["predict"]
+            main_out, _ = run_window(self.core, self.encoder, x, w, split.pop(0))
+            if main_out is not None:
+                positions, mask = predict_targets(w, cfg.subseq_len)
+                W = main_out.shape[1]
+                targets = x[w.rows.to(x.device).unsqueeze(1), positions[:, :W].to(x.device)]
+                s, n = self.predictor(main_out, targets, mask[:, :W])
+                nll, count = (s if nll is None else nll + s), count + n
+        if nll is not None:
+            out.aux_loss = nll / max(count, 1)
+            out.aux_tokens = count
+            out.loss = out.aux_loss if not supervised else out.loss + aux_weight * out.aux_loss
+        return out
+
+    def num_parameters(self) -> dict[str, int]:
+        """Parameter counts of the main network and of the auxiliary heads."""
+        count = lambda m: sum(p.numel() for p in m.parameters()) if m is not None else 0  # noqa: E731
+        main = count(self.encoder) + count(self.core) + count(self.classifier)
+        aux = count(self.reconstructor) + count(self.predictor)
+        return {"main": main, "auxiliary": aux, "total": main + aux}

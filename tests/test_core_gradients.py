@@ -1,0 +1,108 @@
+"""The fast chunked step has exactly the gradients of the slow per-loss reference (float64)."""
+import pytest
+import torch
+
+from auxrnn.core.anchors import sample_anchors
+from auxrnn.model import AuxRNN, ModelConfig, as_tokens
+
+from reference import reference_loss
+
+
+def _model(**kw):
+    base = dict(channels=(16,), n_classes=3, embed_dim=6, hidden=5, aux_hidden=7, aux_layers=2, ffn_hidden=8,
+                subseq_len=6, aux_truncate=5, truncate=7, chunk=4)
+    base.update(kw)
+    torch.manual_seed(0)
+    return AuxRNN(ModelConfig(**base)).double()
+
+
+def _batch(lengths, T, channels=(16,), seed=1):
+    g = torch.Generator().manual_seed(seed)
+    x = torch.stack([torch.randint(0, v, (len(lengths), T), generator=g) for v in channels], dim=-1)
+    return x, torch.tensor(lengths), torch.randint(0, 3, (len(lengths),), generator=g)
+
+
+def _grads(model, loss):
+    model.zero_grad()
+    loss.backward()
+    return {n: (p.grad.clone() if p.grad is not None else torch.zeros_like(p)) for n, p in model.named_parameters()}
+
+
+def assert_same_gradients(model, x, lengths, y, anchors, phase="train", aux_weight=1.0):
+    fast = model(x, lengths, y, anchors=anchors, phase=phase, aux_weight=aux_weight)
+    slow = reference_loss(model, as_tokens(x), lengths, y, fast.anchors, phase, aux_weight)
+    torch.testing.assert_close(fast.loss, slow, rtol=1e-10, atol=1e-12)
+    g_fast, g_slow = _grads(model, fast.loss), _grads(model, slow)
+    for name in g_fast:
+        torch.testing.assert_close(g_fast[name], g_slow[name], rtol=1e-9, atol=1e-12, msg=lambda m: f"{name}: {m}")
+    assert any(g.abs().sum() > 0 for g in g_fast.values())
+
+
+def _anchors(model, lengths, n, seed=3):
+    g = torch.Generator().manual_seed(seed)
+    kinds = [k for k, h in (("reconstruct", model.reconstructor), ("predict", model.predictor)) if h is not None]
+    return {k: sample_anchors(lengths, n, model.cfg.subseq_len, k, g) for k in kinds}
+
+
+@pytest.mark.parametrize("aux", ["reconstruct", "predict", "both"])
+@pytest.mark.parametrize("truncate", ["full", 7, 0])
+def test_gradients_match_reference_variable_lengths_several_anchors(aux, truncate):
+    model = _model(aux=aux, truncate=truncate)
+    x, lengths, y = _batch([23, 17, 9, 4, 23], T=23)
+    assert_same_gradients(model, x, lengths, y, _anchors(model, lengths, n=3))
+
+
+@pytest.mark.parametrize("aux", ["reconstruct", "predict"])
+def test_gradients_match_with_windows_touching_start_and_end(aux):
+    model = _model(aux=aux, subseq_len=5, aux_truncate=4, truncate=6)
+    x, lengths, y = _batch([20, 20, 11], T=20)
+    if aux == "reconstruct":  # at the first valid anchor, at the very end, and before the truncation reaches 0
+        a = torch.tensor([[5, 20, 2], [20, 5, 3], [11, 11, 1]])
+    else:  # from the first step, and the last anchor whose window fits
+        a = torch.tensor([[0, 14, 13], [14, 0, 7], [0, 5, 9]])
+    assert_same_gradients(model, x, lengths, y, {aux: a})
+
+
+def test_gradients_match_when_T_is_a_multiple_of_truncate_and_chunk():
+    model = _model(aux="reconstruct", truncate=6, aux_truncate=6, chunk=6, subseq_len=6)
+    x, lengths, y = _batch([24, 18, 12], T=24)
+    a = torch.tensor([[6, 12, 24], [18, 12, 6], [12, 6, 12]])
+    assert_same_gradients(model, x, lengths, y, {"reconstruct": a})
+
+
+def test_gradients_match_for_rgb_channels_gru_and_pretraining():
+    model = _model(aux="both", cell="gru", channels=(5, 7, 3), truncate=5)
+    x, lengths, y = _batch([15, 10], T=15, channels=(5, 7, 3))
+    assert_same_gradients(model, x, lengths, y, _anchors(model, lengths, n=2), phase="pretrain")
+    assert_same_gradients(model, x, lengths, y, _anchors(model, lengths, n=2, seed=9), aux_weight=0.3)
+
+
+def test_gradients_match_with_free_running_decoder_and_scalar_inputs():
+    model = _model(aux="reconstruct", teacher_forcing=False, encoder="scalar", truncate="full")
+    x, lengths, y = _batch([14, 12], T=14)
+    assert_same_gradients(model, x, lengths, y, _anchors(model, lengths, n=2))
+
+
+@pytest.mark.parametrize("aux", ["reconstruct", "predict"])
+def test_gradient_is_exactly_zero_beyond_each_boundary(aux):
+    """Tokens that occur only outside every window get exactly zero embedding gradient."""
+    model = _model(aux=aux, subseq_len=4, aux_truncate=3, truncate=3, chunk=5)
+    T, OUTSIDE = 30, 15
+    x = torch.full((1, T), OUTSIDE)
+    a = torch.tensor([[14]]) if aux == "reconstruct" else torch.tensor([[8]])
+    inside = list(range(27, 30))  # supervised window
+    inside += list(range(11, 14)) + list(range(10, 14)) if aux == "reconstruct" else list(range(8, 13))
+    for i, t in enumerate(sorted(set(inside))):
+        x[0, t] = i % 10
+    out = model(x, torch.tensor([T]), torch.tensor([1]), anchors={aux: a})
+    model.zero_grad()
+    out.loss.backward()
+    assert model.encoder.table.weight.grad[OUTSIDE].abs().max() == 0
+    assert model.encoder.table.weight.grad[:10].abs().sum() > 0
+    if aux == "reconstruct":
+        assert model.reconstructor.encoder.table.weight.grad[OUTSIDE].abs().max() == 0
+    # and the outside token does get a gradient once the supervised loss reaches back over it
+    full = _model(aux=aux, subseq_len=4, aux_truncate=3, truncate="full", chunk=5)
+    out = full(x, torch.tensor([T]), torch.tensor([1]), anchors={aux: a})
+    out.loss.backward()
+    assert full.encoder.table.weight.grad[OUTSIDE].abs().max() > 0
