@@ -1,0 +1,115 @@
+"""Step time and peak memory of one training step, per model and sequence length (`auxrnn bench`).
+
+A stripped copy of the hot loop: burn-in steps, then timed steps (forward, backward, Adam) between
+device synchronisations. On CUDA, peak memory is the allocator's peak during the timed steps; on CPU
+each case runs in a fresh process and reports the growth of its peak resident set over the state just
+before the first step (the CPU allocator has no peak counter).
+"""
+from __future__ import annotations
+
+import multiprocessing as mp
+import os
+import resource
+import time
+from dataclasses import dataclass
+
+import torch
+
+from auxrnn.model import AuxRNN, ModelConfig
+
+# name -> ModelConfig overrides; the MNIST defaults of the paper otherwise (LSTM-128, 2x256 decoder).
+CASES: dict[str, dict] = {
+    "lstm-full": dict(aux="none", truncate="full"),
+    "lstm-t300": dict(aux="none", truncate=300),
+    "rlstm-1x600": dict(aux="reconstruct", n_anchors=1, subseq_len=600, truncate=300, aux_truncate=300),
+    "rlstm-20x30": dict(aux="reconstruct", n_anchors=20, subseq_len=30, truncate=300, aux_truncate=30),
+    "plstm-1x600": dict(aux="predict", n_anchors=1, subseq_len=600, truncate=300),
+}
+DEFAULT_LENGTHS = (784, 1024, 4096, 16384)
+
+
+@dataclass
+class BenchSpec:
+    model: str
+    T: int
+    batch: int
+    device: str
+    steps: int = 5
+    warmup: int = 2
+    seed: int = 0
+
+
+def build_case(name: str, **overrides) -> torch.nn.Module:
+    """The model benchmarked under `name` (see CASES; "transformer" comes from auxrnn.baselines)."""
+    if name == "transformer":
+        from auxrnn.baselines import TransformerClassifier, matched_transformer_config
+        return TransformerClassifier(matched_transformer_config(ModelConfig(), **overrides))
+    if name not in CASES:
+        raise ValueError(f"unknown bench model {name!r}; choose from {sorted([*CASES, 'transformer'])}")
+    return AuxRNN(ModelConfig(**{**CASES[name], **overrides}))
+
+
+def _rss_mib() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # Linux reports KiB
+
+
+def measure(spec: BenchSpec) -> dict:
+    """Run one case in this process and return its record."""
+    torch.manual_seed(spec.seed)
+    device = torch.device(spec.device)
+    model = build_case(spec.model).to(device)
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    x = torch.randint(0, 256, (spec.batch, spec.T), dtype=torch.uint8, device=device)
+    lengths = torch.full((spec.batch,), spec.T)
+    y = torch.randint(0, 10, (spec.batch,), device=device)
+    gen = torch.Generator().manual_seed(spec.seed)
+    cuda = device.type == "cuda"
+
+    def step():
+        loss = model(x, lengths, y, generator=gen).loss
+        loss.backward()
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+
+    base = _rss_mib()  # CPU: before the first step, so optimizer state and gradients count too
+    for _ in range(spec.warmup):
+        step()
+    if cuda:
+        torch.cuda.synchronize(device)
+        torch.cuda.reset_peak_memory_stats(device)
+    t0 = time.perf_counter()
+    for _ in range(spec.steps):
+        step()
+    if cuda:
+        torch.cuda.synchronize(device)
+    elapsed = time.perf_counter() - t0
+    peak = torch.cuda.max_memory_allocated(device) / 2**20 if cuda else max(_rss_mib() - base, 0.0)
+    name = torch.cuda.get_device_name(device) if cuda else "cpu"
+    return {"model": spec.model, "T": spec.T, "batch": spec.batch, "device": name,
+            "step_ms": round(1000 * elapsed / spec.steps, 2), "peak_mib": round(peak, 1),
+            "peak_kind": "allocator peak" if cuda else "peak RSS growth", "steps": spec.steps}
+
+
+def _measure_guarded(spec: BenchSpec) -> dict:
+    try:
+        return measure(spec)
+    except (torch.cuda.OutOfMemoryError, RuntimeError) as exc:
+        if "out of memory" not in str(exc).lower() and "can't allocate memory" not in str(exc):
+            raise
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+        return {"model": spec.model, "T": spec.T, "batch": spec.batch, "device": spec.device,
+                "step_ms": None, "peak_mib": None, "status": "oom", "error": str(exc).splitlines()[0]}
+
+
+def run_grid(specs: list[BenchSpec], isolate: bool | None = None):
+    """Yield one record per spec; CPU cases run in a fresh process each so peak RSS is theirs alone."""
+    # Large blocks go straight back to the OS when freed, so the peak resident set follows live tensors.
+    os.environ.setdefault("MALLOC_MMAP_THRESHOLD_", str(1 << 16))
+    for spec in specs:
+        fresh = spec.device == "cpu" if isolate is None else isolate
+        if not fresh:
+            yield _measure_guarded(spec)
+            continue
+        with mp.get_context("spawn").Pool(1) as pool:
+            yield pool.apply(_measure_guarded, (spec,))

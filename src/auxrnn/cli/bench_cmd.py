@@ -1,0 +1,49 @@
+"""`auxrnn bench`: step time and peak memory over a grid of models and sequence lengths."""
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("bench", help="time and memory of one training step per model and length")
+    p.add_argument("--models", default="lstm-full,lstm-t300,rlstm-1x600,rlstm-20x30,plstm-1x600",
+                   help="comma-separated: lstm-full, lstm-t300, rlstm-1x600, rlstm-20x30, plstm-1x600, transformer")
+    p.add_argument("--lengths", default="784,1024,4096,16384", help="comma-separated sequence lengths T")
+    p.add_argument("--batch", type=int, default=None, help="batch size (default 128 on CUDA, 16 on CPU)")
+    p.add_argument("--device", default=None, help="cpu or cuda[:N] (default: cuda when present)")
+    p.add_argument("--steps", type=int, default=None, help="timed steps per case (default 20 on CUDA, 3 on CPU)")
+    p.add_argument("--json", type=Path, default=None, help="also write the records as a JSON list here")
+    p.set_defaults(func=run)
+
+
+def run(args) -> int:
+    import torch
+
+    from auxrnn.bench import BenchSpec, run_grid
+
+    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    cuda = device.startswith("cuda")
+    batch = args.batch or (128 if cuda else 16)
+    steps = args.steps or (20 if cuda else 3)
+    models = [m.strip() for m in args.models.split(",") if m.strip()]
+    try:
+        lengths = [int(t) for t in args.lengths.split(",") if t.strip()]
+    except ValueError:
+        raise ValueError(f"--lengths must be comma-separated integers, got {args.lengths!r}") from None
+    if batch < 1 or steps < 1 or not lengths or min(lengths) < 2:
+        raise ValueError("--batch and --steps must be >= 1 and every length >= 2")
+    specs = [BenchSpec(m, T, batch, device, steps=steps, warmup=1 if not cuda else 3) for m in models for T in lengths]
+    records = []
+    print(f"{'model':<14}{'T':>7}{'batch':>7}{'ms/step':>11}{'peak MiB':>11}  device")
+    for rec in run_grid(specs):
+        records.append(rec)
+        ms = "OOM" if rec.get("status") == "oom" else f"{rec['step_ms']:.1f}"
+        mib = "-" if rec["peak_mib"] is None else f"{rec['peak_mib']:.0f}"
+        print(f"{rec['model']:<14}{rec['T']:>7}{rec['batch']:>7}{ms:>11}{mib:>11}  {rec['device']}", flush=True)
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(records, indent=1))
+        print(f"wrote {len(records)} records to {args.json}")
+    return 0
