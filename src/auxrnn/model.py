@@ -9,6 +9,7 @@ One call of `AuxRNN.forward` is one training step's losses:
 """
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, field
 
 import torch
@@ -46,7 +47,7 @@ class ModelConfig:
     ffn_hidden: int = 256
     dropout: float = 0.0
     teacher_forcing: bool = True
-    chunk: int = 256                    # steps per call of the no-grad read
+    chunk: int = 256                    # steps per call of the no-grad read (an upper bound on CPU)
 
     def __post_init__(self):
         self.channels = tuple(int(c) for c in self.channels)
@@ -134,6 +135,18 @@ class AuxRNN(nn.Module):
             raise ValueError(f"lengths must be (B,)={B} values in [1, T={T}], got {lengths.tolist()[:8]}...")
         return x, lengths
 
+    def _read_chunk(self, x: torch.Tensor, n_requests: int) -> int:
+        """Steps per call of the no-grad read.
+
+        Each request re-reads up to one chunk to catch up from the boundary below it. On a GPU those
+        rows run in parallel, so the configured chunk is best; on a CPU the work adds up, so the chunk
+        shrinks towards sqrt(2 B T / R), which balances catch-up work against per-call overhead.
+        """
+        if x.device.type != "cpu":
+            return self.cfg.chunk
+        B, T = x.shape[:2]
+        return int(min(self.cfg.chunk, max(16, math.isqrt(2 * B * T // max(n_requests, 1)))))
+
     def _classify(self, state) -> torch.Tensor:
         return self.classifier(state[0])  # h of the state after the last real element
 
@@ -141,7 +154,7 @@ class AuxRNN(nn.Module):
     def predict(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         """Class logits (B, n_classes) from one chunked no-grad read: memory flat in T."""
         x, lengths = self._check(x, lengths)
-        final = scan(self.core, self.encoder, x, torch.arange(x.shape[0]), lengths, self.cfg.chunk)
+        final = scan(self.core, self.encoder, x, torch.arange(x.shape[0]), lengths, self._read_chunk(x, x.shape[0]))
         return self._classify(final)
 
     def forward(self, x, lengths, y=None, *, generator=None, phase="train", aux_weight=1.0, anchors=None) -> StepOutput:
@@ -185,8 +198,11 @@ class AuxRNN(nn.Module):
             rows.insert(0, torch.arange(x.shape[0]))
             pos.insert(0, lengths)
             keep.insert(0, torch.ones_like(lengths, dtype=torch.bool))
-        starts = scan(self.core, self.encoder, x, torch.cat(rows), torch.cat(pos), cfg.chunk, keep=torch.cat(keep))
-        sizes = [r.numel() for r in rows]
+        rows, pos, keep = torch.cat(rows), torch.cat(pos), torch.cat(keep)
+        starts = scan(self.core, self.encoder, x, rows, pos, self._read_chunk(x, rows.numel()), keep=keep)
+        sizes = [w.rows.numel() for w in wins.values()]
+        if full:
+            sizes.insert(0, x.shape[0])
         split = list(zip(*(torch.split(s, sizes) for s in starts)))  # one start-state tuple per request group
 
         out = StepOutput(loss=x.new_zeros((), dtype=torch.float32), anchors=anchors)
