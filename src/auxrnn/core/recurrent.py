@@ -89,12 +89,13 @@ def scan(
     groups = {int(b): (boundary == b).nonzero().squeeze(1) for b in boundary.unique().tolist()}
     last = max(groups) if groups else 0
     state = core.zero_state(x.shape[0], core.rnn.weight_hh_l0)
+    dtype = core.rnn.weight_hh_l0.dtype  # states are kept in the parameters' dtype, also under autocast
     parts = []
     with torch.set_grad_enabled(grad):
         for t0 in range(0, last + 1, chunk):
             if t0 in groups:
                 idx = groups[t0]
-                parts.append((idx, tuple(s[rows[idx].to(s.device)] for s in state)))
+                parts.append((idx, tuple(s[rows[idx].to(s.device)].to(dtype) for s in state)))
             if t0 < last:
                 _, state = core(encode(x[:, t0:t0 + chunk]), state)
         out = tuple(core.rnn.weight_hh_l0.new_zeros(R, core.hidden) for _ in state)
@@ -108,7 +109,7 @@ def scan(
             start = tuple(o[todo.to(o.device)] for o in out)
             _, caught = core(encode(steps), start, behind[todo])
             todo_dev = todo.to(out[0].device)
-            out = tuple(o.index_copy(0, todo_dev, c) for o, c in zip(out, caught))
+            out = tuple(o.index_copy(0, todo_dev, c.to(dtype)) for o, c in zip(out, caught))
     if not grad:
         return tuple(o.detach() for o in out)
     attached = keep.to(out[0].device).unsqueeze(1)
