@@ -1,0 +1,25 @@
+"""`auxrnn bench` end to end on tiny sizes: the table and the JSON records."""
+import json
+
+from auxrnn.cli import main
+
+
+def test_bench_writes_one_record_per_case_with_the_promised_keys(tmp_path, capsys):
+    out = tmp_path / "bench.json"
+    code = main(["bench", "--models", "lstm-t300,rlstm-20x30", "--lengths", "64,128", "--batch", "2",
+                 "--steps", "1", "--device", "cpu", "--json", str(out)])
+    assert code == 0
+    records = json.loads(out.read_text())
+    assert [(r["model"], r["T"]) for r in records] == [("lstm-t300", 64), ("lstm-t300", 128),
+                                                       ("rlstm-20x30", 64), ("rlstm-20x30", 128)]
+    for r in records:
+        assert {"model", "T", "batch", "device", "step_ms", "peak_mib"} <= set(r)
+        assert r["batch"] == 2 and r["device"] == "cpu" and r["step_ms"] > 0
+    assert "rlstm-20x30" in capsys.readouterr().out
+
+
+def test_bench_refuses_unknown_models_and_bad_lengths(capsys):
+    assert main(["bench", "--models", "nope", "--lengths", "64", "--device", "cpu"]) == 2
+    assert "unknown bench model 'nope'" in capsys.readouterr().err
+    assert main(["bench", "--lengths", "a,b", "--device", "cpu"]) == 2
+    assert "--lengths must be comma-separated integers" in capsys.readouterr().err
