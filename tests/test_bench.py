@@ -23,3 +23,12 @@ def test_bench_refuses_unknown_models_and_bad_lengths(capsys):
     assert "unknown bench model 'nope'" in capsys.readouterr().err
     assert main(["bench", "--lengths", "a,b", "--device", "cpu"]) == 2
     assert "--lengths must be comma-separated integers" in capsys.readouterr().err
+
+
+def test_bench_concurrent_copies_report_their_summed_throughput(tmp_path):
+    out = tmp_path / "bench.json"
+    assert main(["bench", "--models", "lstm-t300", "--lengths", "32", "--batch", "2", "--steps", "2",
+                 "--device", "cpu", "--concurrent", "2", "--json", str(out)]) == 0
+    (rec,) = json.loads(out.read_text())
+    assert rec["concurrent"] == 2
+    assert rec["steps_per_s"] > 1000 / rec["step_ms"]  # two copies: more than one copy's rate

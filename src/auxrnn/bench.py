@@ -37,6 +37,7 @@ class BenchSpec:
     steps: int = 5
     warmup: int = 2
     seed: int = 0
+    concurrent: int = 1  # copies of the case trained at once, each in its own process
 
 
 def build_case(name: str, **overrides) -> torch.nn.Module:
@@ -53,8 +54,16 @@ def _rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # Linux reports KiB
 
 
+_BARRIER = None
+
+
+def _set_barrier(barrier) -> None:
+    global _BARRIER
+    _BARRIER = barrier
+
+
 def measure(spec: BenchSpec) -> dict:
-    """Run one case in this process and return its record."""
+    """Run one case in this process and return its record (timed steps start together across copies)."""
     torch.manual_seed(spec.seed)
     device = torch.device(spec.device)
     model = build_case(spec.model).to(device)
@@ -77,6 +86,8 @@ def measure(spec: BenchSpec) -> dict:
     if cuda:
         torch.cuda.synchronize(device)
         torch.cuda.reset_peak_memory_stats(device)
+    if _BARRIER is not None:
+        _BARRIER.wait()
     t0 = time.perf_counter()
     for _ in range(spec.steps):
         step()
@@ -87,7 +98,8 @@ def measure(spec: BenchSpec) -> dict:
     name = torch.cuda.get_device_name(device) if cuda else "cpu"
     return {"model": spec.model, "T": spec.T, "batch": spec.batch, "device": name,
             "step_ms": round(1000 * elapsed / spec.steps, 2), "peak_mib": round(peak, 1),
-            "peak_kind": "allocator peak" if cuda else "peak RSS growth", "steps": spec.steps}
+            "peak_kind": "allocator peak" if cuda else "peak RSS growth", "steps": spec.steps,
+            "concurrent": spec.concurrent, "steps_per_s": round(spec.steps / elapsed, 3)}
 
 
 def _measure_guarded(spec: BenchSpec) -> dict:
@@ -102,11 +114,33 @@ def _measure_guarded(spec: BenchSpec) -> dict:
                 "step_ms": None, "peak_mib": None, "status": "oom", "error": str(exc).splitlines()[0]}
 
 
+def _measure_together(spec: BenchSpec) -> dict:
+    """Train `spec.concurrent` copies at once, one process each; the record sums their throughput.
+
+    Several small models share one GPU better than one alone leaves it busy: this is how many runs of
+    a paper table can share a GPU slice. step_ms is the mean over copies; steps_per_s is the sum.
+    """
+    ctx = mp.get_context("spawn")
+    barrier = ctx.Barrier(spec.concurrent)
+    with ctx.Pool(spec.concurrent, initializer=_set_barrier, initargs=(barrier,)) as pool:
+        recs = pool.map(_measure_guarded, [spec] * spec.concurrent)
+    if any(r.get("status") == "oom" for r in recs):
+        return next(r for r in recs if r.get("status") == "oom")
+    rec = dict(recs[0])
+    rec["step_ms"] = round(sum(r["step_ms"] for r in recs) / len(recs), 2)
+    rec["steps_per_s"] = round(sum(r["steps_per_s"] for r in recs), 3)
+    rec["peak_mib"] = max(r["peak_mib"] for r in recs)
+    return rec
+
+
 def run_grid(specs: list[BenchSpec], isolate: bool | None = None):
     """Yield one record per spec; CPU cases run in a fresh process each so peak RSS is theirs alone."""
     # Large blocks go straight back to the OS when freed, so the peak resident set follows live tensors.
     os.environ.setdefault("MALLOC_MMAP_THRESHOLD_", str(1 << 16))
     for spec in specs:
+        if spec.concurrent > 1:
+            yield _measure_together(spec)
+            continue
         fresh = spec.device == "cpu" if isolate is None else isolate
         if not fresh:
             yield _measure_guarded(spec)

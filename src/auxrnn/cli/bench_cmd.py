@@ -14,6 +14,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--batch", type=int, default=None, help="batch size (default 128 on CUDA, 16 on CPU)")
     p.add_argument("--device", default=None, help="cpu or cuda[:N] (default: cuda when present)")
     p.add_argument("--steps", type=int, default=None, help="timed steps per case (default 20 on CUDA, 3 on CPU)")
+    p.add_argument("--concurrent", default="1",
+                   help="comma-separated numbers of copies trained at once (own process each); "
+                        "reports their summed steps/s, e.g. 1,2,4")
     p.add_argument("--json", type=Path, default=None, help="also write the records as a JSON list here")
     p.set_defaults(func=run)
 
@@ -32,16 +35,24 @@ def run(args) -> int:
         lengths = [int(t) for t in args.lengths.split(",") if t.strip()]
     except ValueError:
         raise ValueError(f"--lengths must be comma-separated integers, got {args.lengths!r}") from None
-    if batch < 1 or steps < 1 or not lengths or min(lengths) < 2:
-        raise ValueError("--batch and --steps must be >= 1 and every length >= 2")
-    specs = [BenchSpec(m, T, batch, device, steps=steps, warmup=1 if not cuda else 3) for m in models for T in lengths]
+    try:
+        concurrent = [int(k) for k in args.concurrent.split(",") if k.strip()]
+    except ValueError:
+        raise ValueError(f"--concurrent must be comma-separated integers, got {args.concurrent!r}") from None
+    if batch < 1 or steps < 1 or not lengths or min(lengths) < 2 or not concurrent or min(concurrent) < 1:
+        raise ValueError("--batch, --steps and --concurrent must be >= 1 and every length >= 2")
+    specs = [BenchSpec(m, T, batch, device, steps=steps, warmup=1 if not cuda else 3, concurrent=k)
+             for m in models for T in lengths for k in concurrent]
     records = []
-    print(f"{'model':<14}{'T':>7}{'batch':>7}{'ms/step':>11}{'peak MiB':>11}  device")
+    print(f"{'model':<14}{'T':>7}{'batch':>7}{'copies':>7}{'ms/step':>11}{'steps/s':>10}{'peak MiB':>11}  device")
     for rec in run_grid(specs):
         records.append(rec)
-        ms = "OOM" if rec.get("status") == "oom" else f"{rec['step_ms']:.1f}"
+        oom = rec.get("status") == "oom"
+        ms = "OOM" if oom else f"{rec['step_ms']:.1f}"
+        sps = "-" if oom else f"{rec['steps_per_s']:.2f}"
         mib = "-" if rec["peak_mib"] is None else f"{rec['peak_mib']:.0f}"
-        print(f"{rec['model']:<14}{rec['T']:>7}{rec['batch']:>7}{ms:>11}{mib:>11}  {rec['device']}", flush=True)
+        print(f"{rec['model']:<14}{rec['T']:>7}{rec['batch']:>7}{rec.get('concurrent', 1):>7}{ms:>11}{sps:>10}{mib:>11}"
+              f"  {rec['device']}", flush=True)
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(records, indent=1))
