@@ -9,7 +9,8 @@ from pathlib import Path
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("bench", help="time and memory of one training step per model and length")
     p.add_argument("--models", default="lstm-full,lstm-t300,rlstm-1x600,rlstm-20x30,plstm-1x600",
-                   help="comma-separated: lstm-full, lstm-t300, rlstm-1x600, rlstm-20x30, plstm-1x600, transformer")
+                   help="comma-separated: lstm-full, lstm-t300, rlstm-1x600, rlstm-20x30, plstm-1x600, transformer "
+                        "(the parameter-matched baseline; an out-of-memory length becomes an OOM row)")
     p.add_argument("--lengths", default="784,1024,4096,16384", help="comma-separated sequence lengths T")
     p.add_argument("--batch", type=int, default=None, help="batch size (default 128 on CUDA, 16 on CPU)")
     p.add_argument("--device", default=None, help="cpu or cuda[:N] (default: cuda when present)")
