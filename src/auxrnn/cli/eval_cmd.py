@@ -1,0 +1,65 @@
+"""`auxrnn eval`: test accuracy of a run's checkpoint (printed and written to eval.json)."""
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("eval", help="evaluate a run folder or checkpoint on a test set")
+    p.add_argument("target", type=Path, metavar="RUN_DIR_OR_CHECKPOINT")
+    p.add_argument("overrides", nargs="*", metavar="key=value",
+                   help="data.* overrides (e.g. data.root=..., data.options.folder=..., data.eval_batch_size=...) "
+                        "and train.device / train.amp")
+    p.add_argument("--data", default=None, metavar="NAME",
+                   help="evaluate on another dataset with the same input and class shapes (e.g. idx)")
+    p.add_argument("--split", default="test", choices=("test", "train"), help="which split to score (default test)")
+    p.add_argument("--out", type=Path, default=None, help="where to write eval.json (default: beside the run)")
+    p.add_argument("--debug", action="store_true", help="show tracebacks")
+    p.set_defaults(func=run)
+
+
+def run(args) -> int:
+    import torch
+
+    from auxrnn.data import load_dataset
+    from auxrnn.model import AuxRNN
+    from auxrnn.train import checkpoint, distributed
+    from auxrnn.train.config import fit_to_data, from_dict, parse_overrides, set_key
+    from auxrnn.train.loop import device_name, evaluate
+
+    path = checkpoint.find(args.target)
+    ckpt = checkpoint.load(path)
+    cfg = from_dict(ckpt["config"])
+    if args.data:
+        set_key(cfg, "data.name", args.data)  # another dataset starts with no options
+    for key, value in parse_overrides(args.overrides).items():
+        if not (key.startswith("data.") or key in ("train.device", "train.amp")):
+            raise ValueError(f"{key} cannot be overridden by eval: only data.*, train.device and train.amp")
+        set_key(cfg, key, value)
+    ds = load_dataset(cfg.data.name, args.split, root=cfg.data.root, **cfg.data.options)
+    saved_perm = ckpt.get("data", {}).get("permutation")
+    perm = getattr(ds, "permutation", None)
+    if saved_perm is not None and perm is not None and not torch.equal(saved_perm, torch.as_tensor(perm).long()):
+        raise RuntimeError(f"the permutation of {cfg.data.name!r} {cfg.data.options} differs from the one this "
+                           f"model was trained with ({path})")
+    fit_to_data(cfg, ds.info)  # the saved channels / n_classes must fit the data
+    d = distributed.Dist(device=distributed.pick_device(cfg.train.device))
+    model = AuxRNN(cfg.model).to(d.device)
+    model.load_state_dict(ckpt["model"])
+    correct, count = evaluate(model, ds, cfg, d)
+    result = {
+        "checkpoint": str(path), "step": int(ckpt["step"]), "dataset": cfg.data.name, "options": cfg.data.options,
+        "split": args.split, "accuracy": 100.0 * correct / count, "correct": correct, "count": count,
+        "device": device_name(d.device),
+    }
+    out = args.out
+    if out is None:
+        folder = path.parent.parent if path.parent.name == "checkpoints" else path.parent
+        out = folder / "eval.json"
+    Path(out).parent.mkdir(parents=True, exist_ok=True)
+    Path(out).write_text(json.dumps(result, indent=1) + "\n")
+    print(f"{args.split} accuracy {result['accuracy']:.2f}% ({correct}/{count}) on {cfg.data.name} "
+          f"at step {result['step']}; wrote {out}")
+    return 0

@@ -1,0 +1,103 @@
+"""Which examples each step sees: datasets, the per-epoch order, the per-rank slice.
+
+The data order is a pure function, never a stateful sampler:
+
+    epoch e order = permutation of the training set drawn from (seed, e)
+    global step s -> epoch e = s // steps_per_epoch, batch b = s % steps_per_epoch
+    global batch  = order[b * B : (b + 1) * B]          B = data.batch_size (global), partial tail dropped
+    rank r slice  = global batch[r * B/W : (r + 1) * B/W]
+
+so a resumed run needs only the step count to carry on exactly, and the order does not depend on the
+number of processes. Evaluation reads the whole split in order, each rank a strided share, and never
+drops an example.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Iterator
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset, Subset
+
+from auxrnn.train.config import DataConfig
+
+
+@dataclass
+class Splits:
+    train: Dataset
+    val: Dataset | None
+    test: Dataset
+    info: object  # auxrnn.data.DatasetInfo of the full training split
+    extra_state: dict  # data state saved with the run (e.g. the pMNIST permutation)
+
+
+def load_splits(cfg: DataConfig) -> Splits:
+    """Train (minus any validation carve-out), validation and test sets for a run."""
+    from auxrnn.data import load_dataset
+
+    train = load_dataset(cfg.name, "train", root=cfg.root, **cfg.options)
+    test = load_dataset(cfg.name, "test", root=cfg.root, **cfg.options)
+    info = train.info
+    extra: dict = {}
+    perm = getattr(train, "permutation", None)
+    if perm is not None:
+        extra["permutation"] = torch.as_tensor(np.asarray(perm), dtype=torch.int64).clone()
+    val = None
+    if cfg.val_size:
+        if cfg.val_size >= len(train):
+            raise ValueError(f"data.val_size={cfg.val_size} leaves no training examples "
+                             f"({len(train)} in {cfg.name!r}); choose data.val_size < {len(train)}")
+        # Our choice: the carve-out has its own seed, so changing train.seed never moves examples between
+        # the training and validation sets.
+        order = np.random.default_rng([cfg.val_seed, 0xDA7A]).permutation(len(train))
+        val = Subset(train, sorted(order[: cfg.val_size].tolist()))
+        train = Subset(train, sorted(order[cfg.val_size:].tolist()))
+    return Splits(train, val, test, info, extra)
+
+
+def epoch_order(n: int, seed: int, epoch: int) -> np.ndarray:
+    """The training order of epoch `epoch`: a permutation of range(n) from (seed, epoch) alone."""
+    return np.random.default_rng([seed, epoch]).permutation(n)
+
+
+def steps_per_epoch(n_train: int, batch_size: int) -> int:
+    return n_train // batch_size
+
+
+def rank_batches(n_train: int, batch_size: int, seed: int, epoch: int, start: int, rank: int,
+                 world: int) -> list[list[int]]:
+    """This rank's index lists for batches start, start+1, ... of epoch `epoch`."""
+    if batch_size % world:
+        raise ValueError(f"data.batch_size={batch_size} must be divisible by the number of processes ({world})")
+    order = epoch_order(n_train, seed, epoch)
+    per = batch_size // world
+    out = []
+    for b in range(start, steps_per_epoch(n_train, batch_size)):
+        chunk = order[b * batch_size:(b + 1) * batch_size]
+        out.append(chunk[rank * per:(rank + 1) * per].tolist())
+    return out
+
+
+def _collate(items):
+    from auxrnn.data import collate_sequences
+
+    return collate_sequences(items)
+
+
+def train_batches(ds: Dataset, batch_size: int, seed: int, epoch: int, start: int, rank: int, world: int,
+                  workers: int = 0) -> Iterator:
+    """Batches (x, lengths, y) of one epoch from batch `start` on, for this rank."""
+    sampler = rank_batches(len(ds), batch_size, seed, epoch, start, rank, world)
+    # A dedicated generator: DataLoader would otherwise draw its worker base seed from the global torch
+    # RNG, and a resumed run would then see different dropout masks than a straight one.
+    g = torch.Generator().manual_seed(seed * 100_003 + epoch)
+    return iter(DataLoader(ds, batch_sampler=sampler, collate_fn=_collate, num_workers=workers, generator=g))
+
+
+def eval_batches(ds: Dataset, batch_size: int, rank: int = 0, world: int = 1, workers: int = 0) -> Iterator:
+    """Every example of `ds` once across ranks (rank r takes r, r+W, ...), in order, no drop_last."""
+    idx = list(range(rank, len(ds), world))
+    sampler = [idx[i:i + batch_size] for i in range(0, len(idx), batch_size)]
+    return iter(DataLoader(ds, batch_sampler=sampler, collate_fn=_collate, num_workers=workers,
+                           generator=torch.Generator().manual_seed(0)))

@@ -1,0 +1,496 @@
+"""Run configuration: typed dataclasses, flat YAML presets and `key=value` overrides.
+
+A run is described by four sections, each a dataclass with a default for every knob:
+
+    data.*   DataConfig    which dataset, batch sizes, loader workers, optional validation split
+    model.*  ModelConfig   the architecture (auxrnn.model; channels and n_classes come from the data)
+    optim.*  OptimConfig   optimizer, learning rate and its schedule, clipping, weight decay
+    train.*  TrainConfig   seed, phase lengths, aux_weight, evaluation, device, run folder, time budget
+
+A preset (`configs/NAME.yaml`) is a flat mapping of dotted keys to values and lists only what differs from
+the defaults; nested sections (`model: {truncate: 300}`) are accepted too. Command-line overrides use the
+same dotted keys (`model.truncate=300`, `optim.lr=1e-3`). Every value is checked against the type of its
+field and every key against the dataclasses: a typo is an error, never a silently ignored knob.
+
+Validation happens in two stages, both before any training work: `validate(cfg)` checks what the config
+alone can tell (choices, signs, phase lengths); `fit_to_data(cfg, info, n_train)` fills the model's
+channels and n_classes from the dataset and checks the combinations that depend on it (a subsequence
+longer than the sequences, a head that does not fit the data, a batch larger than the training set).
+"""
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import math
+import re
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from auxrnn.model import AUX_KINDS, ModelConfig
+
+CONFIG_DIR = Path(__file__).resolve().parents[3] / "configs"  # <repo>/configs in a source checkout
+
+DATASETS = ("mnist", "pmnist", "cifar10", "stanforddogs", "dbpedia", "idx", "csv", "copy", "adding")
+OPTIMIZERS = ("adam", "rmsprop")
+SCHEDULES = ("constant", "step", "cosine")
+
+
+@dataclass
+class DataConfig:
+    name: str = "mnist"                # one of DATASETS (auxrnn.data.load_dataset)
+    options: dict = field(default_factory=dict)  # passed to load_dataset, e.g. {perm_seed: 0} or {side: 40}
+    root: str | None = None            # data folder; None lets the data layer find its default
+    batch_size: int = 128              # global batch: split evenly across DDP ranks (paper: 128)
+    eval_batch_size: int = 500         # evaluation batch; evaluation never drops examples
+    workers: int = 0                   # DataLoader worker processes
+    val_size: int = 0                  # examples carved from train for validation (paper: none)
+    val_seed: int = 0                  # seed of that carve-out, independent of train.seed
+
+
+@dataclass
+class OptimConfig:
+    optimizer: str = "adam"            # "adam" | "rmsprop"   (Our choice, not the paper's: Adam)
+    lr: float = 1e-3                   # peak learning rate
+    schedule: str = "constant"         # "constant" | "step" | "cosine", restarted in each phase
+    warmup_steps: int = 0              # linear warmup at the start of each phase
+    gamma: float = 0.5                 # step schedule: lr *= gamma ...
+    decay_every: float = 0.3           # ... after every this fraction of the phase
+    min_lr: float = 0.0                # cosine schedule: final lr as a fraction of lr
+    clip: float = 1.0                  # gradient-norm clipping; 0 disables (RNN gradients can explode)
+    weight_decay: float = 0.0
+
+
+@dataclass
+class TrainConfig:
+    seed: int = 0                      # model init, data order, anchors, dropout
+    pretrain_epochs: int = 0           # phase 1, auxiliary loss only (set epochs or steps, not both)
+    pretrain_steps: int = 0
+    epochs: int = 0                    # phase 2, supervised + aux_weight * auxiliary
+    steps: int = 0
+    aux_weight: float = 1.0            # weight of the auxiliary loss in phase 2 (paper: an unweighted sum)
+    eval_every: int = 0                # steps between test evaluations; 0 = only at the end
+    log_every: int = 50                # steps between metrics.jsonl lines
+    checkpoint_every: int = 1000       # steps between checkpoints (also written at every stop)
+    device: str = "auto"               # "auto" | "cpu" | "cuda" | "cuda:N"
+    amp: bool = False                  # bf16 autocast on CUDA; ignored on CPU
+    out: str = ""                      # run folder; "" = runs/<preset>-<timestamp>
+    max_minutes: float = 0.0           # wall-clock budget of this process; 0 = none. Stops with a checkpoint.
+    tensorboard: bool = True           # also write TensorBoard event files
+
+
+@dataclass
+class RunConfig:
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    preset: str = "default"            # name of the preset this run started from (for the record)
+
+    def to_dict(self) -> dict:
+        """Plain nested dict (YAML/JSON/checkpoint friendly)."""
+        d = {name: _plain(dataclasses.asdict(getattr(self, name))) for name in SECTIONS}
+        d["preset"] = self.preset
+        return d
+
+
+SECTIONS = ("data", "model", "optim", "train")
+_SECTION_TYPES = {"data": DataConfig, "model": ModelConfig, "optim": OptimConfig, "train": TrainConfig}
+# Filled from the dataset unless set explicitly; an explicit value must then match the data.
+_FROM_DATA = ("model.channels", "model.n_classes")
+
+
+def _plain(obj):
+    if isinstance(obj, tuple):
+        return [_plain(v) for v in obj]
+    if isinstance(obj, list):
+        return [_plain(v) for v in obj]
+    if isinstance(obj, dict):
+        return {k: _plain(v) for k, v in obj.items()}
+    return obj
+
+
+# --------------------------------------------------------------------------------------------------
+# Typed values
+# --------------------------------------------------------------------------------------------------
+
+def _hints(cls) -> dict[str, Any]:
+    return typing.get_type_hints(cls)
+
+
+def _type_name(hint) -> str:
+    if isinstance(hint, type):
+        return hint.__name__
+    return str(hint).replace("typing.", "")
+
+
+def _coerce(key: str, value: Any, hint) -> Any:
+    """Return `value` as the field type `hint`, or raise ValueError naming key, value and the type."""
+    def bad(extra: str = ""):
+        raise ValueError(f"{key}={value!r} has the wrong type: expected {_type_name(hint)}{extra}")
+
+    origin = typing.get_origin(hint)
+    if origin in (typing.Union, types.UnionType):
+        members = typing.get_args(hint)
+        if value is None or (isinstance(value, str) and value.lower() in ("null", "none")):
+            if type(None) in members:
+                return None
+        for m in members:  # exact match first: 300 stays an int, "full" stays a str
+            if m is not type(None) and m in (int, float, str, bool) and type(value) is m:
+                return value
+        for m in members:
+            if m is type(None):
+                continue
+            try:
+                return _coerce(key, value, m)
+            except ValueError:
+                pass
+        bad()
+    if origin is tuple:
+        args = typing.get_args(hint)
+        if isinstance(value, (int, str)) and not isinstance(value, bool):
+            value = [value]
+        if not isinstance(value, (list, tuple)):
+            bad(" (a list)")
+        item = args[0] if args else Any
+        return tuple(_coerce(key, v, item) if item is not Any else v for v in value)
+    if origin is dict or hint is dict:
+        if not isinstance(value, dict):
+            bad(" (a mapping)")
+        return dict(value)
+    if hint is bool:
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.lower() in ("true", "false", "yes", "no", "1", "0"):
+            return value.lower() in ("true", "yes", "1")
+        bad(" (true or false)")
+    if hint is int:
+        if isinstance(value, bool):
+            bad()
+        if isinstance(value, int):
+            return value
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
+        if isinstance(value, str):
+            try:
+                f = float(value)
+            except ValueError:
+                bad()
+            if f.is_integer():
+                return int(f)
+        bad()
+    if hint is float:
+        if isinstance(value, bool):
+            bad()
+        if isinstance(value, (int, float)):
+            return float(value)
+        if isinstance(value, str):  # YAML 1.1 reads "1e-3" as a string
+            try:
+                return float(value)
+            except ValueError:
+                bad()
+        bad()
+    if hint is str:
+        if isinstance(value, bool) or value is None or isinstance(value, (list, dict)):
+            bad()
+        return str(value)
+    return value
+
+
+def parse_value(text: str) -> Any:
+    """A command-line value as YAML: `300` -> 300, `1e-3` -> '1e-3' (made a float by the field type)."""
+    try:
+        return yaml.safe_load(text) if text != "" else ""
+    except yaml.YAMLError:
+        return text
+
+
+# --------------------------------------------------------------------------------------------------
+# Keys and overrides
+# --------------------------------------------------------------------------------------------------
+
+def all_keys() -> list[str]:
+    """Every dotted key a preset or override may set."""
+    keys = ["preset"]
+    for section, cls in _SECTION_TYPES.items():
+        keys += [f"{section}.{f.name}" for f in dataclasses.fields(cls)]
+    return keys
+
+
+def _unknown(key: str) -> ValueError:
+    section = key.split(".", 1)[0]
+    choices = [k for k in all_keys() if k.startswith(section + ".")] if section in SECTIONS else list(SECTIONS)
+    close = difflib.get_close_matches(key, all_keys(), n=1)
+    hint = f"; did you mean {close[0]!r}?" if close else ""
+    return ValueError(f"unknown config key {key!r}{hint} Valid keys: {', '.join(choices)}")
+
+
+def set_key(cfg: RunConfig, key: str, value: Any) -> None:
+    """Set one dotted key, type-checked. `data.options.NAME` sets one dataset option."""
+    if key == "preset":
+        cfg.preset = _coerce(key, value, str)
+        return
+    parts = key.split(".")
+    if parts[0] not in SECTIONS or len(parts) < 2:
+        raise _unknown(key)
+    section = getattr(cfg, parts[0])
+    if key == "data.name" and value != section.name:
+        section.options = {}  # options belong to a dataset: switching datasets starts from none
+    if parts[:2] == ["data", "options"] and len(parts) == 3:
+        section.options[parts[2]] = value
+        return
+    if len(parts) != 2:
+        raise _unknown(key)
+    hints = _hints(type(section))
+    if parts[1] not in hints:
+        raise _unknown(key)
+    setattr(section, parts[1], _coerce(key, value, hints[parts[1]]))
+
+
+def flatten(mapping: dict, prefix: str = "") -> dict[str, Any]:
+    """{"model": {"truncate": 300}} -> {"model.truncate": 300}; dotted keys pass through.
+
+    `data.options` stays a mapping (it is one field), merged key by key into the current options.
+    """
+    flat: dict[str, Any] = {}
+    for k, v in mapping.items():
+        key = f"{prefix}{k}"
+        if isinstance(v, dict) and key in SECTIONS:
+            flat.update(flatten(v, key + "."))
+        elif isinstance(v, dict) and key == "data.options":
+            for name, opt in v.items():
+                flat[f"data.options.{name}"] = opt
+        else:
+            flat[key] = v
+    return flat
+
+
+def parse_overrides(items: list[str]) -> dict[str, Any]:
+    """["model.truncate=300", "optim.lr=1e-3"] -> {"model.truncate": 300, "optim.lr": "1e-3"}."""
+    out: dict[str, Any] = {}
+    for item in items:
+        key, sep, text = item.partition("=")
+        if not sep or not key.strip():
+            raise ValueError(f"override {item!r} is not of the form key=value (e.g. model.truncate=300)")
+        out[key.strip()] = parse_value(text.strip())
+    return out
+
+
+def preset_path(name: str, config_dir: Path | None = None) -> Path:
+    """configs/NAME.yaml, or NAME itself when it is a path to a YAML file."""
+    p = Path(name)
+    if p.suffix in (".yaml", ".yml") and p.exists():
+        return p
+    folder = Path(config_dir) if config_dir else CONFIG_DIR
+    path = folder / f"{name}.yaml"
+    if not path.exists():
+        known = ", ".join(list_presets(folder)) or "(none found)"
+        raise ValueError(f"unknown preset {name!r}: no file {path}. Presets: {known}")
+    return path
+
+
+def list_presets(config_dir: Path | None = None) -> list[str]:
+    folder = Path(config_dir) if config_dir else CONFIG_DIR
+    return sorted(p.stem for p in folder.glob("*.yaml"))
+
+
+def read_yaml(path: Path) -> dict[str, Any]:
+    data = yaml.safe_load(Path(path).read_text()) or {}
+    if not isinstance(data, dict):
+        raise ValueError(f"{path}: a preset must be a mapping of keys to values, got {type(data).__name__}")
+    return flatten(data)
+
+
+def build_config(preset: str | None = "default", overrides: dict[str, Any] | None = None,
+                 config_dir: Path | None = None) -> RunConfig:
+    """Defaults, then the preset (None or "none": the dataclass defaults alone), then the overrides.
+
+    Setting data.name to another dataset clears data.options (they belong to the previous dataset).
+    Validated (without data) before return.
+    """
+    cfg = RunConfig()
+    cfg.preset = "none"
+    explicit: set[str] = set()
+    if preset and preset.lower() != "none":
+        path = preset_path(preset, config_dir)
+        for key, value in read_yaml(path).items():
+            try:
+                set_key(cfg, key, value)
+            except ValueError as exc:
+                raise ValueError(f"preset {path.name}: {exc}") from None
+            explicit.add(key)
+        cfg.preset = Path(preset).stem
+    for key, value in (overrides or {}).items():
+        set_key(cfg, key, value)
+        explicit.add(key)
+    cfg._explicit = explicit  # type: ignore[attr-defined]  # which keys were set (for fit_to_data)
+    return validate(cfg)
+
+
+def from_dict(d: dict) -> RunConfig:
+    """The inverse of RunConfig.to_dict (e.g. a run folder's config.yaml or a checkpoint's config)."""
+    cfg = RunConfig()
+    for key, value in flatten(d).items():
+        set_key(cfg, key, value)
+    cfg._explicit = set(_FROM_DATA)  # type: ignore[attr-defined]  # a saved config was already fitted
+    return validate(cfg)
+
+
+def dump_yaml(cfg: RunConfig) -> str:
+    return yaml.safe_dump(cfg.to_dict(), sort_keys=False, default_flow_style=None)
+
+
+# --------------------------------------------------------------------------------------------------
+# Validation
+# --------------------------------------------------------------------------------------------------
+
+def _bad(key: str, value: Any, want: str) -> ValueError:
+    return ValueError(f"{key}={value!r} is invalid: {want}")
+
+
+def _choice(key: str, value: Any, choices: tuple) -> None:
+    if value not in choices:
+        raise _bad(key, value, f"choose one of {', '.join(map(str, choices))}")
+
+
+def validate(cfg: RunConfig) -> RunConfig:
+    """Checks that need no data. Raises ValueError naming the key, the bad value and what is allowed."""
+    d, m, o, t = cfg.data, cfg.model, cfg.optim, cfg.train
+    _choice("data.name", d.name, DATASETS)
+    for key in ("batch_size", "eval_batch_size"):
+        if getattr(d, key) < 1:
+            raise _bad(f"data.{key}", getattr(d, key), "must be >= 1")
+    for key in ("workers", "val_size"):
+        if getattr(d, key) < 0:
+            raise _bad(f"data.{key}", getattr(d, key), "must be >= 0")
+
+    _choice("model.aux", m.aux, AUX_KINDS)
+    if m.truncate != "full" and (not isinstance(m.truncate, int) or m.truncate < 0):
+        raise _bad("model.truncate", m.truncate,
+                   "use 'full' (full BPTT), 0 (no supervised gradient into the LSTM) or a positive number of steps")
+    try:
+        m.validate()
+    except ValueError as exc:
+        raise ValueError(str(exc)) from None
+
+    _choice("optim.optimizer", o.optimizer, OPTIMIZERS)
+    _choice("optim.schedule", o.schedule, SCHEDULES)
+    if not (o.lr > 0 and math.isfinite(o.lr)):
+        raise _bad("optim.lr", o.lr, "must be a positive finite number")
+    if o.clip < 0:
+        raise _bad("optim.clip", o.clip, "must be >= 0 (0 disables clipping)")
+    if o.weight_decay < 0:
+        raise _bad("optim.weight_decay", o.weight_decay, "must be >= 0")
+    if o.warmup_steps < 0:
+        raise _bad("optim.warmup_steps", o.warmup_steps, "must be >= 0")
+    if not 0 < o.gamma <= 1:
+        raise _bad("optim.gamma", o.gamma, "must be in (0, 1]")
+    if not 0 < o.decay_every <= 1:
+        raise _bad("optim.decay_every", o.decay_every, "must be a fraction of the phase in (0, 1]")
+    if not 0 <= o.min_lr <= 1:
+        raise _bad("optim.min_lr", o.min_lr, "must be a fraction of optim.lr in [0, 1]")
+
+    for key in ("pretrain_epochs", "pretrain_steps", "epochs", "steps"):
+        if getattr(t, key) < 0:
+            raise _bad(f"train.{key}", getattr(t, key), "a phase length must be >= 0")
+    if t.pretrain_epochs and t.pretrain_steps:
+        raise ValueError(f"train.pretrain_epochs={t.pretrain_epochs} and train.pretrain_steps={t.pretrain_steps} "
+                         "are both set: give the pretraining length in epochs or in steps, not both")
+    if t.epochs and t.steps:
+        raise ValueError(f"train.epochs={t.epochs} and train.steps={t.steps} are both set: "
+                         "give the training length in epochs or in steps, not both")
+    if not (t.epochs or t.steps or t.pretrain_epochs or t.pretrain_steps):
+        raise ValueError("nothing to train: set train.epochs or train.steps (and optionally "
+                         "train.pretrain_epochs or train.pretrain_steps)")
+    if (t.pretrain_epochs or t.pretrain_steps) and m.aux == "none":
+        key, val = ("train.pretrain_epochs", t.pretrain_epochs) if t.pretrain_epochs else ("train.pretrain_steps", t.pretrain_steps)
+        raise ValueError(f"{key}={val} needs an auxiliary loss, but model.aux='none': pretraining is auxiliary-only. "
+                         f"Set {key}=0 or model.aux to one of reconstruct, predict, both")
+    if t.aux_weight < 0 or not math.isfinite(t.aux_weight):
+        raise _bad("train.aux_weight", t.aux_weight, "must be a finite number >= 0")
+    for key in ("eval_every", "checkpoint_every"):
+        if getattr(t, key) < 0:
+            raise _bad(f"train.{key}", getattr(t, key), "must be >= 0 (0 = only at the end)")
+    if t.log_every < 1:
+        raise _bad("train.log_every", t.log_every, "must be >= 1")
+    if t.max_minutes < 0:
+        raise _bad("train.max_minutes", t.max_minutes, "must be >= 0 (0 = no budget)")
+    if not re.fullmatch(r"auto|cpu|cuda(:\d+)?", t.device):
+        raise _bad("train.device", t.device, "choose one of auto, cpu, cuda, cuda:N")
+    return cfg
+
+
+@dataclass
+class DataShape:
+    """What fit_to_data needs to know about a dataset (a subset of auxrnn.data.DatasetInfo)."""
+
+    name: str
+    n_classes: int
+    channels: tuple[int, ...]
+    seq_len: int
+    variable_length: bool = False
+
+
+def fit_to_data(cfg: RunConfig, info, n_train: int | None = None) -> RunConfig:
+    """Fill model.channels / model.n_classes from the dataset and refuse combinations it cannot train.
+
+    Args:
+        info: a DatasetInfo (or DataShape): n_classes, channels, seq_len (the longest sequence).
+        n_train: training examples after any validation carve-out, when known.
+    """
+    m, explicit = cfg.model, getattr(cfg, "_explicit", set())
+    channels = tuple(int(c) for c in info.channels)
+    if "model.channels" in explicit and tuple(m.channels) != channels:
+        raise ValueError(f"model.channels={list(m.channels)} does not fit dataset {info.name!r}, whose inputs have "
+                         f"channels {list(channels)}; drop model.channels (it is filled from the data)")
+    if "model.n_classes" in explicit and m.n_classes != int(info.n_classes):
+        raise ValueError(f"model.n_classes={m.n_classes} does not fit dataset {info.name!r} with {info.n_classes} "
+                         "classes; drop model.n_classes (it is filled from the data)")
+    m.channels, m.n_classes = channels, int(info.n_classes)
+    T = int(info.seq_len)
+    if m.aux != "none":
+        # r-LSTM rebuilds L elements before an anchor; p-LSTM predicts L elements after one.
+        room = T if m.aux == "reconstruct" else T - 1
+        if m.subseq_len > room:
+            raise ValueError(f"model.subseq_len={m.subseq_len} is longer than the sequences of {info.name!r} "
+                             f"(length {T}{', at most' if info.variable_length else ''}): the auxiliary "
+                             f"subsequence must fit, so choose model.subseq_len <= {room}")
+    if n_train is not None:
+        if n_train < 1:
+            raise ValueError(f"dataset {info.name!r} leaves no training examples (data.val_size={cfg.data.val_size})")
+        if cfg.data.batch_size > n_train:
+            raise ValueError(f"data.batch_size={cfg.data.batch_size} is larger than the training set "
+                             f"({n_train} examples of {info.name!r}); choose data.batch_size <= {n_train}")
+    try:
+        m.validate()
+    except ValueError as exc:
+        raise ValueError(f"{exc} (dataset {info.name!r})") from None
+    return cfg
+
+
+def static_shape(data: DataConfig) -> DataShape | None:
+    """The shape of the paper's datasets, known without reading them (preset checks); None if unknown.
+
+    Only used to validate presets where the data is absent; training always uses the loaded dataset's info.
+    """
+    o = data.options
+    if data.name in ("mnist", "pmnist"):
+        return DataShape(data.name, 10, (256,), 784)
+    if data.name == "cifar10":
+        return DataShape("cifar10", 10, (256,) if o.get("grayscale") else (256, 256, 256), 1024)
+    if data.name == "stanforddogs" and "side" in o:
+        return DataShape("stanforddogs", 120, (256,) if o.get("grayscale") else (256, 256, 256), int(o["side"]) ** 2)
+    if data.name == "dbpedia" and "max_len" in o:
+        return DataShape("dbpedia", 14, (257,), int(o["max_len"]), variable_length=True)
+    return None
+
+
+def copy_config(cfg: RunConfig) -> RunConfig:
+    """A deep copy that keeps the record of explicitly set keys."""
+    new = from_dict(cfg.to_dict())
+    new._explicit = set(getattr(cfg, "_explicit", set()))  # type: ignore[attr-defined]
+    return new

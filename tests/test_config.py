@@ -1,0 +1,135 @@
+"""The run configuration: typed overrides, presets, and the promised refusals (before any work)."""
+from __future__ import annotations
+
+import pytest
+
+from auxrnn.cli import main
+from auxrnn.train.config import (DataShape, build_config, fit_to_data, list_presets, parse_overrides,
+                                 static_shape)
+
+MNIST = DataShape("mnist", 10, (256,), 784)
+
+
+def cfg_with(*items: str, preset: str | None = None):
+    return build_config(preset, parse_overrides(list(items)))
+
+
+def test_overrides_are_typed_by_their_field():
+    cfg = cfg_with("optim.lr=1e-3", "model.truncate=300", "train.amp=true", "train.max_minutes=9",
+                   "data.options.perm_seed=3", "model.channels=[256,256,256]", "train.steps=2e3")
+    assert cfg.optim.lr == 1e-3 and isinstance(cfg.optim.lr, float)
+    assert cfg.model.truncate == 300 and isinstance(cfg.model.truncate, int)
+    assert cfg.train.amp is True
+    assert cfg.train.max_minutes == 9.0 and isinstance(cfg.train.max_minutes, float)
+    assert cfg.data.options == {"perm_seed": 3}
+    assert cfg.model.channels == (256, 256, 256)
+    assert cfg.train.steps == 2000
+    assert cfg_with("model.truncate=full", "train.steps=1").model.truncate == "full"
+
+
+def test_wrong_type_names_key_value_and_type():
+    with pytest.raises(ValueError, match=r"train\.steps='many' has the wrong type: expected int"):
+        cfg_with("train.steps=many")
+    with pytest.raises(ValueError, match=r"train\.amp=.*expected bool"):
+        cfg_with("train.amp=maybe", "train.steps=1")
+
+
+def test_unknown_key_is_refused_with_a_suggestion():
+    with pytest.raises(ValueError, match=r"unknown config key 'model\.hiden'; did you mean 'model\.hidden'\?"):
+        cfg_with("model.hiden=64")
+    with pytest.raises(ValueError, match=r"unknown config key 'trian\.steps'"):
+        cfg_with("trian.steps=5")
+
+
+def test_override_without_equals_sign_is_refused():
+    with pytest.raises(ValueError, match="not of the form key=value"):
+        parse_overrides(["model.truncate"])
+
+
+@pytest.mark.parametrize("items, message", [
+    (["model.truncate=-1", "train.steps=1"], r"model\.truncate=-1 is invalid: use 'full'"),
+    (["model.truncate=half", "train.steps=1"], r"model\.truncate='half' is invalid"),
+    (["model.aux=decode", "train.steps=1"], r"model\.aux='decode' is invalid: choose one of reconstruct, predict, both, none"),
+    (["optim.optimizer=sgd", "train.steps=1"], r"optim\.optimizer='sgd' is invalid: choose one of adam, rmsprop"),
+    (["optim.schedule=linear", "train.steps=1"], r"optim\.schedule='linear' is invalid: choose one of constant, step, cosine"),
+    (["data.name=imagenet", "train.steps=1"], r"data\.name='imagenet' is invalid: choose one of mnist"),
+    (["train.steps=-5"], r"train\.steps=-5 is invalid: a phase length must be >= 0"),
+    (["train.pretrain_epochs=-1", "train.steps=1"], r"train\.pretrain_epochs=-1 is invalid"),
+    (["train.epochs=1", "train.steps=5"], r"give the training length in epochs or in steps, not both"),
+    (["train.pretrain_epochs=1", "train.pretrain_steps=5", "train.steps=1"], r"pretraining length in epochs or in steps"),
+    (["train.steps=0"], r"nothing to train"),
+    (["model.aux=none", "train.pretrain_steps=10", "train.steps=1"],
+     r"train\.pretrain_steps=10 needs an auxiliary loss, but model\.aux='none'.*reconstruct, predict, both"),
+    (["optim.lr=0", "train.steps=1"], r"optim\.lr=0\.0 is invalid: must be a positive"),
+    (["train.device=tpu", "train.steps=1"], r"train\.device='tpu' is invalid: choose one of auto, cpu, cuda"),
+    (["model.subseq_len=1", "train.steps=1"], r"model\.subseq_len=1 is invalid"),
+])
+def test_bad_configs_are_refused_with_key_value_and_choices(items, message):
+    with pytest.raises(ValueError, match=message):
+        cfg_with(*items)
+
+
+def test_subsequence_longer_than_the_sequence_is_refused():
+    cfg = cfg_with("model.subseq_len=600", "train.steps=1")
+    short = DataShape("copy", 8, (9,), 100)
+    with pytest.raises(ValueError, match=r"model\.subseq_len=600 is longer than the sequences of 'copy' \(length 100\).*<= 100"):
+        fit_to_data(cfg, short)
+    plstm = cfg_with("model.aux=predict", "model.subseq_len=100", "train.steps=1")
+    with pytest.raises(ValueError, match=r"model\.subseq_len=100 is longer.*<= 99"):
+        fit_to_data(plstm, short)
+
+
+def test_a_head_that_does_not_fit_the_data_is_refused():
+    with pytest.raises(ValueError, match=r"model\.n_classes=5 does not fit dataset 'mnist' with 10 classes"):
+        fit_to_data(cfg_with("model.n_classes=5", "train.steps=1"), MNIST)
+    with pytest.raises(ValueError, match=r"model\.channels=\[256, 256, 256\] does not fit dataset 'mnist'"):
+        fit_to_data(cfg_with("model.channels=[256,256,256]", "train.steps=1"), MNIST)
+
+
+def test_channels_and_classes_are_filled_from_the_data():
+    cfg = fit_to_data(cfg_with("train.steps=1"), DataShape("cifar10", 10, (256, 256, 256), 1024))
+    assert cfg.model.channels == (256, 256, 256) and cfg.model.n_classes == 10
+
+
+def test_batch_larger_than_the_training_set_is_refused():
+    with pytest.raises(ValueError, match=r"data\.batch_size=128 is larger than the training set \(64 examples"):
+        fit_to_data(cfg_with("train.steps=1", "model.subseq_len=10"), DataShape("copy", 8, (9,), 30), n_train=64)
+
+
+@pytest.mark.parametrize("name", list_presets())
+def test_every_preset_loads_and_validates(name):
+    cfg = build_config(name)
+    assert cfg.preset == name
+    shape = static_shape(cfg.data)
+    assert shape is not None, f"preset {name}: dataset shape unknown without data"
+    fit_to_data(cfg, shape)
+
+
+def test_presets_cover_every_paper_cell():
+    names = set(list_presets())
+    for ds in ("mnist", "pmnist", "cifar10"):
+        for m in ("lstm_full", "lstm_t300", "rlstm_t300", "plstm_t300", "rlstm_full", "plstm_full"):
+            assert f"{ds}_{m}" in names
+    for m in ("rlstm", "plstm"):
+        for k in (200, 100, 50, 1, 0):
+            assert f"cifar10_{m}_t{k}" in names
+    assert {"dogs_rlstm", "dogs_plstm", "dogs_rlstm_20x30", "dogs_lstm", "dbpedia_rlstm", "dbpedia_plstm",
+            "dbpedia_lstm", "default"} <= names
+
+
+def test_unknown_preset_lists_the_known_ones():
+    with pytest.raises(ValueError, match=r"unknown preset 'nope'.*mnist_rlstm_t300"):
+        build_config("nope")
+
+
+def test_cli_refuses_a_bad_config_before_any_work(capsys, tmp_path):
+    rc = main(["train", "model.truncate=-3", f"train.out={tmp_path / 'run'}"])
+    assert rc == 2
+    assert "model.truncate=-3 is invalid" in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()
+
+
+def test_cli_check_prints_the_resolved_config(capsys):
+    assert main(["train", "--check", "--preset", "mnist_rlstm_t300", "optim.lr=5e-4"]) == 0
+    out = capsys.readouterr().out
+    assert "lr: 0.0005" in out and "truncate: 300" in out and "n_classes: 10" in out

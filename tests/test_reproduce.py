@@ -1,0 +1,89 @@
+"""`auxrnn reproduce`: every experiment lists its cells; a run fills the table beside the paper's numbers."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from auxrnn import reproduce
+from auxrnn.cli import main
+from auxrnn.train.config import build_config, list_presets, parse_overrides
+
+NAMES = ["table2-mnist", "table2-pmnist", "table2-cifar10", "figure3", "figure4", "dbpedia", "ablation-anchors",
+         "ablation-subseq", "ablation-weight"]
+
+
+def test_every_promised_experiment_exists():
+    assert set(NAMES) <= set(reproduce.EXPERIMENTS)
+
+
+@pytest.mark.parametrize("name", list(reproduce.EXPERIMENTS))
+def test_dry_run_lists_every_cell_with_its_command(name, capsys, tmp_path):
+    assert main(["reproduce", name, "--dry-run", "--out", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    exp = reproduce.get(name)
+    for cell in exp.cells:
+        assert f"auxrnn train --preset {cell.preset}" in out
+        assert str(reproduce.cell_dir(exp, cell, tmp_path)) in out
+    assert not any(tmp_path.iterdir())  # a dry run writes nothing
+
+
+@pytest.mark.parametrize("name", list(reproduce.EXPERIMENTS))
+def test_every_cell_command_is_a_valid_config(name):
+    exp = reproduce.get(name)
+    for cell in exp.cells:
+        assert cell.preset in list_presets()
+        build_config(cell.preset, parse_overrides([f"{k}={v}" for k, v in cell.overrides.items()]))
+
+
+def test_paper_numbers_are_carried_with_their_precision():
+    t2 = {c.id: c.paper for c in reproduce.get("table2-mnist").cells}
+    assert t2["lstm_t300"] == "11.3" and t2["rlstm_t300"] == "96.4" and t2["rlstm_full"] == "98.4"
+    f3 = reproduce.get("figure3")
+    assert len(f3.cells) == 32 and {c.overrides["data.options.side"] for c in f3.cells} == {40, 48, 56, 72, 80, 96, 112, 128}
+    assert all(c.paper.startswith("≈") or c.paper == "no point" for c in f3.cells if "dashed" not in c.paper)
+    assert {c.paper for c in reproduce.get("dbpedia").cells} == {"unknown"}
+    f4 = {c.id: c for c in reproduce.get("figure4").cells}
+    assert f4["rlstm_t0"].paper == "≈37.5" and f4["rlstm_t300"].run == "table2-cifar10/rlstm_t300"
+
+
+def test_dry_run_selects_cells_and_refuses_unknown_ones(capsys, tmp_path):
+    assert main(["reproduce", "figure3", "--dry-run", "--cells", "rlstm-40,lstm-*", "--device", "cuda"]) == 0
+    out = capsys.readouterr().out
+    assert out.count("auxrnn train") == 9 and "train.device=cuda" in out and "data.options.side=40" in out
+    assert main(["reproduce", "figure3", "--dry-run", "--cells", "gru-40"]) == 2
+    assert "has no cell 'gru-40'" in capsys.readouterr().err
+
+
+def test_reproduce_runs_resumes_and_tabulates(tmp_path, monkeypatch, capsys):
+    preset = tmp_path / "tiny.yaml"
+    preset.write_text("\n".join([
+        "data.name: copy", "data.options.length: 30", "data.options.size: 16", "data.batch_size: 8",
+        "model.subseq_len: 10", "model.truncate: 10", "model.aux_truncate: 10", "model.hidden: 16",
+        "model.embed_dim: 8", "model.aux_hidden: 16", "model.ffn_hidden: 16", "train.steps: 2",
+        "train.tensorboard: false"]) + "\n")
+    exp = reproduce.Experiment("tiny", "A tiny table", "For the test.", [
+        reproduce.Cell("a", "r-LSTM", str(preset), "96.4"),
+        reproduce.Cell("b", "p-LSTM", str(preset), "≈63.1", {"model.aux": "predict"})])
+    monkeypatch.setitem(reproduce.EXPERIMENTS, "tiny", exp)
+    results = tmp_path / "results.md"
+    results.write_text("# Results\n\nhand-written text stays\n")
+    root = tmp_path / "runs"
+    assert main(["reproduce", "tiny", "--out", str(root), "--results", str(results), "--cells", "a"]) == 0
+    assert json.loads((root / "tiny" / "a" / "summary.json").read_text())["status"] == "finished"
+    assert not (root / "tiny" / "b").exists()
+    assert main(["reproduce", "tiny", "--out", str(root), "--results", str(results)]) == 0  # a is skipped, b runs
+    text = results.read_text()
+    assert "hand-written text stays" in text
+    assert text.count("<!-- BEGIN auxrnn reproduce tiny -->") == 1
+    rows = [line for line in text.splitlines() if line.startswith("| a ") or line.startswith("| b ")]
+    assert len(rows) == 2
+    assert "| 96.4 | finished |" in rows[0] and "| ≈63.1 | finished |" in rows[1]
+    assert f"--preset {preset}" in rows[1] and "model.aux=predict" in rows[1]
+    summary = json.loads((root / "tiny" / "b" / "summary.json").read_text())
+    assert f"| {summary['test_accuracy']:.2f} |" in rows[1]
+
+
+def test_collect_shows_cells_not_run_yet(tmp_path):
+    table = reproduce.markdown_table("table2-mnist", tmp_path)
+    assert table.count("| not run |") == 6 and "| 11.3 |" in table
