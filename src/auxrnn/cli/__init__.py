@@ -16,13 +16,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="auxrnn", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command")
     for name in _COMMANDS:
-        try:
-            module = importlib.import_module(f"auxrnn.cli.{name}_cmd")
-        except ModuleNotFoundError as exc:  # a subcommand not built yet must not break the others
-            if exc.name != f"auxrnn.cli.{name}_cmd":
-                raise
-            continue
-        module.register(sub)
+        importlib.import_module(f"auxrnn.cli.{name}_cmd").register(sub)
     return parser
 
 
@@ -31,7 +25,13 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     if not argv:
         argv = ["train"]  # the default job: train the default preset on MNIST
-    args = parser.parse_args(argv)
+    # key=value overrides may stand anywhere, also after options (`eval RUN --data idx data.root=...`)
+    args, rest = parser.parse_known_args(argv)
+    if rest:
+        if hasattr(args, "overrides") and all("=" in tok and not tok.startswith("-") for tok in rest):
+            args.overrides = list(args.overrides or []) + rest
+        else:
+            parser.error(f"unrecognized arguments: {' '.join(rest)}")
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
