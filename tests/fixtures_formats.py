@@ -163,3 +163,54 @@ def tar_gz(path: Path, members: dict[str, bytes]) -> Path:
             info.size = len(data)
             tf.addfile(info, io.BytesIO(data))
     return path
+
+
+def tar_bytes(members: dict[str, bytes], gz: bool = False) -> bytes:
+    """An in-memory tar (gzip-compressed with `gz`) of regular files, with their parent folders as members."""
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:gz" if gz else "w") as tf:
+        dirs = sorted({str(Path(n).parent) for n in members} - {"."})
+        for d in dirs:
+            info = tarfile.TarInfo(d)
+            info.type = tarfile.DIRTYPE
+            info.mode = 0o755
+            tf.addfile(info)
+        for name, data in members.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tf.addfile(info, io.BytesIO(data))
+    return buf.getvalue()
+
+
+def dbpedia_archive(train_rows, test_rows, drop: tuple[str, ...] = ()) -> bytes:
+    """dbpedia_csv.tar.gz in the published layout: dbpedia_csv/{classes.txt,readme.txt,train.csv,test.csv}."""
+    def csv_bytes(rows):
+        buf = io.StringIO()
+        w = csv.writer(buf, quoting=csv.QUOTE_NONNUMERIC, lineterminator="\n")
+        for row in rows:
+            w.writerow(list(row))
+        return buf.getvalue().encode("utf-8")
+
+    members = {
+        "dbpedia_csv/classes.txt": "\n".join(f"Class{i}" for i in range(1, 15)).encode() + b"\n",
+        "dbpedia_csv/readme.txt": b"DBPedia Ontology Classification Dataset (test fixture)\n",
+        "dbpedia_csv/train.csv": csv_bytes(train_rows),
+        "dbpedia_csv/test.csv": csv_bytes(test_rows),
+    }
+    return tar_bytes({k: v for k, v in members.items() if k.split("/")[-1] not in drop}, gz=True)
+
+
+def dogs_archives(tmp: Path) -> tuple[dict[str, bytes], dict]:
+    """images.tar (Images/<breed>/*.jpg) and lists.tar ({file,train,test}_list.mat) in the published layout."""
+    info = write_dogs_root(tmp)
+    raw = info["raw"]
+    images = {str(p.relative_to(raw)): p.read_bytes() for p in sorted((raw / "Images").rglob("*.jpg"))}
+    files = info["lists"]["train"][0] + info["lists"]["test"][0]
+    labels = info["lists"]["train"][1] + info["lists"]["test"][1]
+    write_dogs_list(raw / "file_list.mat", files, labels)
+    lists = {f: (raw / f).read_bytes() for f in ("file_list.mat", "train_list.mat", "test_list.mat")}
+    return {"images.tar": tar_bytes(images), "lists.tar": tar_bytes(lists)}, info
+
+
+def sha256_hex(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()

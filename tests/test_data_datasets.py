@@ -214,7 +214,7 @@ def test_stanforddogs_corrupt_jpeg_leaves_no_cache(tmp_path):
 
 def test_stanforddogs_not_placed(tmp_path):
     with pytest.raises(RuntimeError, match=r"StanfordDogs not found .*images.tar.*lists.tar"):
-        load_dataset("stanforddogs", "train", root=tmp_path)
+        load_dataset("stanforddogs", "train", root=tmp_path, download=False)
 
 
 # ------------------------------------------------------------------------------------ DBpedia / CSV

@@ -16,7 +16,7 @@ _OPTION_FLAGS = {
     "length": ("--length", int, "copy/adding: sequence length"),
     "size": ("--size", int, "copy/adding: number of items"),
     "seed": ("--seed", int, "copy/adding: generator seed"),
-    "local_dir": ("--local-dir", str, "mnist/pmnist: a folder holding the IDX files (raw or .gz)"),
+    "local_dir": ("--local-dir", str, "mnist/pmnist: a folder with the IDX files; dbpedia: train.csv/test.csv or the archive; stanforddogs: images.tar and lists.tar"),
 }
 
 

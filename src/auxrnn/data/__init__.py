@@ -10,6 +10,7 @@ from .datasets import (
     CIFAR10,
     MNIST,
     PMNIST,
+    RemoteFile,
     Adding,
     CopyMemory,
     CSVFolder,
@@ -27,6 +28,6 @@ from .sequences import collate_sequences, make_permutation, pixels_to_tokens
 
 __all__ = [
     "DATASETS", "DOG_SIDES", "CIFAR10", "MNIST", "PMNIST", "Adding", "CopyMemory", "CSVFolder", "DatasetInfo",
-    "DBpedia", "DownloadError", "IDXFolder", "SequenceDataset", "StanfordDogs", "collate_sequences", "data_root",
+    "DBpedia", "DownloadError", "IDXFolder", "RemoteFile", "SequenceDataset", "StanfordDogs", "collate_sequences", "data_root",
     "dataset_options", "load_dataset", "make_permutation", "pixels_to_tokens",
 ]

@@ -29,6 +29,7 @@ from .integrity import (
     check_integrity,
     download_url,
     extract_verified,
+    file_hash,
     safe_extract_tar,
     try_sources,
 )
@@ -451,6 +452,74 @@ class CIFAR10(_ArrayDataset):
         return f"grayscale: {self.grayscale}"
 
 
+# ------------------------------------------------------------------------------- verified archives
+@dataclass(frozen=True)
+class RemoteFile:
+    """One downloadable archive and the checksums published for it (None: none published).
+
+    `origin` names where the checksum was found (shown in docs/data.md, not used by the code).
+    """
+
+    url: str
+    sha256: str | None = None
+    md5: str | None = None
+    size: int | None = None
+    origin: str = ""
+
+    @property
+    def verified(self) -> bool:
+        return self.sha256 is not None or self.md5 is not None
+
+
+def _is_google_drive(url: str) -> bool:
+    return "drive.google.com" in url or "drive.usercontent.google.com" in url
+
+
+def _download_remote(remote: RemoteFile, dest: Path) -> Path:
+    """`download_url` with the remote's checksums; a Google Drive mismatch says what Drive likely served."""
+    try:
+        download_url(remote.url, dest, sha256=remote.sha256, md5=remote.md5)
+    except ValueError as exc:
+        if _is_google_drive(remote.url):
+            raise ValueError(
+                f"{exc} (Google Drive may have served its confirmation or quota page instead of the file)"
+            ) from exc
+        raise
+    if remote.size is not None and dest.stat().st_size != remote.size:
+        got = dest.stat().st_size
+        dest.unlink()
+        raise ValueError(f"{remote.url}: downloaded file has {got} bytes, expected {remote.size}")
+    return dest
+
+
+def _matching_remote(path: Path, remotes: Sequence[RemoteFile]) -> RemoteFile | None:
+    """The first remote whose published checksum(s) `path` matches (remotes without one never match)."""
+    for r in remotes:
+        if r.verified and check_integrity(path, sha256=r.sha256, md5=r.md5):
+            return r
+    return None
+
+
+class _Staging:
+    """A temporary folder beside the cache for extracting an archive; removed whatever happens."""
+
+    def __init__(self, parent: Path, name: str):
+        parent.mkdir(parents=True, exist_ok=True)
+        self.path = Path(tempfile.mkdtemp(prefix=f".{name}.", suffix=".tmp", dir=parent))
+
+    def __enter__(self) -> Path:
+        return self.path
+
+    def __exit__(self, *exc) -> None:
+        shutil.rmtree(self.path, ignore_errors=True)
+
+
+def _find_in(folder: Path, name: str, want_dir: bool = False) -> Path | None:
+    """The shallowest `name` (a file, or a folder with `want_dir`) under `folder`."""
+    hits = [p for p in folder.rglob(name) if (p.is_dir() if want_dir else p.is_file())]
+    return min(hits, key=lambda p: len(p.parts)) if hits else None
+
+
 # ----------------------------------------------------------------------------------- StanfordDogs
 DOG_SIDES = (40, 48, 56, 72, 80, 96, 112, 128)
 
@@ -458,22 +527,48 @@ DOG_SIDES = (40, 48, 56, 72, 80, 96, 112, 128)
 class StanfordDogs(SequenceDataset):
     """StanfordDogs: `Images/<breed>/*.jpg` + `train_list.mat`/`test_list.mat`, resized to side x side RGB.
 
+    Fetched on first use (``download=True``), trying in order: the folder `local_dir` (or
+    ``$AUXRNN_STANFORDDOGS_DIR``) holding ``images.tar`` and ``lists.tar`` (or the extracted ``*_list.mat``), then each
+    base URL of `mirrors`. Archives are accepted only when their sha256 matches `archives`; they are extracted
+    into a temporary folder beside ``raw/`` and moved into place only once complete.
+
     Each image is decoded and resized once into ``processed/<split>_<side>_<listhash>.npy`` (uint8
     (N, side*side, 3), written atomically); items are read from it memory-mapped.
     """
 
     name = "stanforddogs"
+    # (archive name, sha256, size in bytes): published in tensorflow_datasets' url_checksums/stanford_dogs.txt
+    archives: ClassVar[list[tuple[str, str, int | None]]] = [
+        ("lists.tar", "34b47cacd9a98b5d150e084f24d29391c084c55272295ec65c85651bc35f4d6c", 481280),
+        ("images.tar", "a443fc2f9a851aa1a7b8e4fa4af94b8459fce2c9f5a2f4dd4669cf9673a4ec58", 793579520),
+    ]
+    mirrors: ClassVar[list[str]] = ["http://vision.stanford.edu/aditya86/ImageNetDogs/"]
     urls = (
         "http://vision.stanford.edu/aditya86/ImageNetDogs/images.tar",
         "http://vision.stanford.edu/aditya86/ImageNetDogs/lists.tar",
     )
 
-    def __init__(self, split: str = "train", root: str | os.PathLike | None = None, side: int = 40, progress: bool | None = None):
+    def __init__(
+        self,
+        split: str = "train",
+        root: str | os.PathLike | None = None,
+        side: int = 40,
+        progress: bool | None = None,
+        download: bool = True,
+        local_dir: str | os.PathLike | None = None,
+        mirrors: Sequence[str] | None = None,
+    ):
         super().__init__(split, root)
         if int(side) not in DOG_SIDES:
             raise ValueError(f"unknown side {side!r}; valid choices: {', '.join(map(str, DOG_SIDES))}")
         self.side = int(side)
-        self.download()  # only checks: the files must be placed by hand
+        self.local_dir = Path(local_dir).expanduser() if local_dir is not None else None
+        self.mirror_urls = list(self.mirrors if mirrors is None else mirrors)
+        if not self.check_exists():
+            if not download:
+                raise RuntimeError(self._not_found() + " Use download=True (or `auxrnn data fetch stanforddogs`) "
+                                   "to fetch it. " + self._manual_hint())
+            self.download()
         files, labels = formats.read_dogs_list(self.raw_folder / f"{split}_list.mat")
         other = "test" if split == "train" else "train"
         top = int(labels.max(initial=0))
@@ -508,16 +603,100 @@ class StanfordDogs(SequenceDataset):
         with tqdm(total=len(paths), desc=f"StanfordDogs {self.split} {self.side}px", disable=disable, leave=False) as bar:
             formats.build_image_cache(paths, self.side, self.cache_path, progress=bar)
 
-    def download(self) -> None:
-        need = [self.raw_folder / "Images", self.raw_folder / "train_list.mat", self.raw_folder / "test_list.mat"]
-        if all(p.exists() for p in need):
-            return
-        missing = [str(p) for p in need if not p.exists()]
-        raise RuntimeError(
-            f"StanfordDogs not found (missing: {', '.join(missing)}). It has no published checksums, so auxrnn "
-            f"does not fetch it. Download {self.urls[0]} and {self.urls[1]} and extract both into "
-            f"{self.raw_folder} (giving Images/<breed>/*.jpg, train_list.mat, test_list.mat)."
+    # ---- files
+    def _need(self) -> list[Path]:
+        return [self.raw_folder / "Images", self.raw_folder / "train_list.mat", self.raw_folder / "test_list.mat"]
+
+    def _installed(self, archive: str) -> bool:
+        if archive == "images.tar":
+            return (self.raw_folder / "Images").is_dir()
+        return all((self.raw_folder / f).is_file() for f in ("train_list.mat", "test_list.mat"))
+
+    def check_exists(self) -> bool:
+        return all(self._installed(name) for name, _, _ in self.archives)
+
+    def _not_found(self) -> str:
+        missing = [str(p) for p in self._need() if not p.exists()]
+        return f"StanfordDogs not found (missing: {', '.join(missing)})."
+
+    def _manual_hint(self) -> str:
+        return (
+            f"To place the files by hand: download {self.urls[0]} and {self.urls[1]} and extract both into "
+            f"{self.raw_folder} (giving Images/<breed>/*.jpg, train_list.mat, test_list.mat), or name a folder "
+            "holding images.tar and lists.tar with AUXRNN_STANFORDDOGS_DIR (or local_dir=...)."
         )
+
+    def _install(self, archive_name: str, archive: Path) -> None:
+        """Extract a verified archive beside raw/ and move its contents into place."""
+        with _Staging(self.raw_folder, archive_name) as tmp:
+            safe_extract_tar(archive, tmp)
+            if archive_name == "images.tar":
+                images = _find_in(tmp, "Images", want_dir=True)
+                if images is None:
+                    raise ValueError(f"{archive}: archive holds no Images/ folder")
+                os.replace(images, self.raw_folder / "Images")
+            else:
+                found = {f: _find_in(tmp, f) for f in ("file_list.mat", "train_list.mat", "test_list.mat")}
+                lacking = [f for f in ("train_list.mat", "test_list.mat") if found[f] is None]
+                if lacking:
+                    raise ValueError(f"{archive}: archive lacks {', '.join(lacking)}")
+                for f, src in found.items():
+                    if src is not None:
+                        os.replace(src, self.raw_folder / f)
+
+    def _fetch_from_folder(self, folder: Path) -> None:
+        if not folder.is_dir():
+            raise FileNotFoundError(f"{folder}: no such folder")
+        for name, sha, _ in self.archives:
+            if self._installed(name):
+                continue
+            tar = folder / name
+            if tar.is_file():
+                if not check_integrity(tar, sha256=sha):
+                    raise ValueError(f"{tar}: fails its sha256 check (expected {sha})")
+                self._install(name, tar)
+            elif name == "images.tar" and (folder / "Images").is_dir():
+                raise ValueError(f"{folder}: holds an extracted Images/ folder; images.tar is needed to verify it "
+                                 f"(or copy Images/ into {self.raw_folder} yourself)")
+            elif name == "lists.tar" and all((folder / f).is_file() for f in ("train_list.mat", "test_list.mat")):
+                for f in ("file_list.mat", "train_list.mat", "test_list.mat"):
+                    if (folder / f).is_file():
+                        with atomic_path(self.raw_folder / f) as t:
+                            shutil.copyfile(folder / f, t)
+            else:
+                raise FileNotFoundError(f"{folder}: no {name} there")
+
+    def _fetch_from_mirror(self, base: str) -> None:
+        for name, sha, size in self.archives:
+            if self._installed(name):
+                continue
+            tar = self.raw_folder / name
+            try:
+                _download_remote(RemoteFile(base.rstrip("/") + "/" + name, sha256=sha, size=size), tar)
+                self._install(name, tar)
+            except Exception:  # a failed source leaves nothing; Ctrl-C keeps the .part for resuming
+                _remove(tar, tar.with_name(tar.name + ".part"))
+                raise
+            _remove(tar)
+
+    def sources(self) -> list[tuple[str, Callable[[], None]]]:
+        out: list[tuple[str, Callable[[], None]]] = []
+        local = self.local_dir
+        if local is None and os.environ.get("AUXRNN_STANFORDDOGS_DIR"):
+            local = Path(os.environ["AUXRNN_STANFORDDOGS_DIR"]).expanduser()
+        if local is not None:
+            out.append((f"local folder {local}", lambda: self._fetch_from_folder(local)))
+        for m in self.mirror_urls:
+            out.append((f"mirror {m}", lambda m=m: self._fetch_from_mirror(m)))
+        return out
+
+    def download(self) -> None:
+        """Fetch, verify and extract the archives; returns at once when the files are already there."""
+        if self.check_exists():
+            return
+        self.raw_folder.mkdir(parents=True, exist_ok=True)
+        try_sources("StanfordDogs archives (images.tar, lists.tar)", self.sources(),
+                    self._not_found() + " " + self._manual_hint())
 
     def __len__(self) -> int:
         return int(self._y.shape[0])
@@ -566,16 +745,63 @@ class _ByteDocuments(SequenceDataset):
         return f"max_len: {self.max_len}\nmean length: {self.lengths().mean():.1f}"
 
 
+DBPEDIA_DRIVE_ID = "0Bz8a_Dbh9QhbQ2Vic1kxMmZZQ1k"
+
+
 class DBpedia(_ByteDocuments):
-    """DBpedia ontology (Zhang et al. 2015): `dbpedia_csv/{train,test}.csv`, 14 classes, UTF-8 bytes."""
+    """DBpedia ontology (Zhang et al. 2015): `dbpedia_csv/{train,test}.csv`, 14 classes, UTF-8 bytes.
+
+    Fetched on first use (``download=True``), trying in order: the folder `local_dir` (or
+    ``$AUXRNN_DBPEDIA_DIR``) holding ``train.csv``/``test.csv`` (or ``dbpedia_csv/``, or the archive
+    ``dbpedia_csv.tar.gz``/``dbpedia_csv.tgz``), then each archive of `mirrors`, accepted only when it matches
+    its published checksum. The archive is extracted into a temporary folder beside ``raw/`` and its CSV
+    files are moved into ``raw/dbpedia_csv/`` only once both are there (and match `extracted_checksums`,
+    where any are known).
+    """
 
     name = "dbpedia"
     n_classes = 14
+    archive_names: ClassVar[tuple[str, ...]] = ("dbpedia_csv.tar.gz", "dbpedia_csv.tgz")
+    mirrors: ClassVar[list[RemoteFile]] = [
+        # plain HTTPS first; sha256 and size from the Hugging Face dbpedia_14 dataset card's download checksums
+        RemoteFile(
+            "https://s3.amazonaws.com/fast-ai-nlp/dbpedia_csv.tgz",
+            sha256="42db5221ddedddb673a4cabcc5f3a7d869714c878bcfe4ba94b29d14aa38e417",
+            size=68341743,
+            origin="huggingface/datasets: datasets/dbpedia_14/dataset_infos.json",
+        ),
+        # the authors' Google Drive file; `confirm=t` skips Drive's "cannot scan for viruses" page
+        RemoteFile(
+            f"https://drive.usercontent.google.com/download?id={DBPEDIA_DRIVE_ID}&export=download&confirm=t",
+            md5="dca7b1ae12b1091090db52aa7ec5ca64",
+            origin="pytorch/text: torchtext/datasets/dbpedia.py",
+        ),
+    ]
+    # extracted file name -> (algorithm, hex digest); none are published that we could find, so empty
+    extracted_checksums: ClassVar[dict[str, tuple[str, str]]] = {}
+    csv_files: ClassVar[tuple[str, ...]] = ("train.csv", "test.csv")
 
-    def __init__(self, split: str = "train", root: str | os.PathLike | None = None, max_len: int | None = 1024):
+    def __init__(
+        self,
+        split: str = "train",
+        root: str | os.PathLike | None = None,
+        max_len: int | None = 1024,
+        download: bool = True,
+        local_dir: str | os.PathLike | None = None,
+        mirrors: Sequence[RemoteFile | str] | None = None,
+    ):
         super().__init__(split, root)
         self.max_len = None if max_len is None else int(max_len)
-        self.download()
+        self.local_dir = Path(local_dir).expanduser() if local_dir is not None else None
+        given = self.mirrors if mirrors is None else mirrors
+        self.mirror_files = [m if isinstance(m, RemoteFile) else RemoteFile(str(m)) for m in given]
+        if not self.check_exists():
+            if not download:
+                raise RuntimeError(
+                    f"{self._not_found()} Use download=True (or `auxrnn data fetch dbpedia`) to fetch it. "
+                    + self._manual_hint()
+                )
+            self.download()
         self._load_csv(self.location / f"{split}.csv", self.n_classes)
         self._n_classes = self.n_classes
 
@@ -583,15 +809,102 @@ class DBpedia(_ByteDocuments):
     def location(self) -> Path:
         return self.raw_folder / "dbpedia_csv"
 
-    def download(self) -> None:
-        need = [self.location / "train.csv", self.location / "test.csv"]
-        if all(p.is_file() for p in need):
-            return
-        raise RuntimeError(
-            f"DBpedia not found: expected {need[0]} and {need[1]}. It has no published checksums, so auxrnn "
-            "does not fetch it. Get dbpedia_csv.tar.gz (Zhang et al. 2015, 'Character-level Convolutional "
-            f"Networks for Text Classification') and extract it into {self.raw_folder}."
+    # ---- files
+    def _csv_ok(self, path: Path) -> bool:
+        want = self.extracted_checksums.get(path.name)
+        if want is None:
+            return path.is_file()
+        algo, digest = want
+        return check_integrity(path, **{algo: digest})
+
+    def check_exists(self) -> bool:
+        return all(self._csv_ok(self.location / f) for f in self.csv_files)
+
+    def _not_found(self) -> str:
+        need = [self.location / f for f in self.csv_files]
+        return f"DBpedia not found: expected {need[0]} and {need[1]}."
+
+    def _manual_hint(self) -> str:
+        return (
+            "To place the files by hand: get dbpedia_csv.tar.gz (Zhang et al. 2015, 'Character-level Convolutional "
+            f"Networks for Text Classification') and extract it into {self.raw_folder}, or name a folder holding "
+            "train.csv and test.csv (or the archive) with AUXRNN_DBPEDIA_DIR (or local_dir=...)."
         )
+
+    def _install_from(self, folder: Path, what: str, move: bool = False) -> None:
+        """Verify `folder`/{train,test}.csv, then copy (or `move`) them into the cache, each file atomically."""
+        srcs = {f: folder / f for f in self.csv_files}
+        lacking = [f for f, p in srcs.items() if not p.is_file()]
+        if lacking:
+            raise FileNotFoundError(f"{what}: no {' or '.join(lacking)} there")
+        for f, p in srcs.items():
+            want = self.extracted_checksums.get(f)
+            if want is not None:
+                algo, digest = want
+                got = file_hash(p, algo)
+                if got != digest.lower():
+                    raise ValueError(f"{what}: {f} fails its {algo} check (expected {digest.lower()}, got {got})")
+        self.location.mkdir(parents=True, exist_ok=True)
+        for f, p in srcs.items():
+            if move:
+                os.replace(p, self.location / f)
+                continue
+            with atomic_path(self.location / f) as tmp:
+                shutil.copyfile(p, tmp)
+
+    def _install_archive(self, archive: Path) -> None:
+        with _Staging(self.raw_folder, "dbpedia_csv") as tmp:
+            safe_extract_tar(archive, tmp)
+            train = _find_in(tmp, self.csv_files[0])
+            if train is None:
+                raise ValueError(f"{archive}: archive holds no {self.csv_files[0]}")
+            self._install_from(train.parent, str(archive), move=True)
+
+    def _fetch_from_folder(self, folder: Path) -> None:
+        if not folder.is_dir():
+            raise FileNotFoundError(f"{folder}: no such folder")
+        for sub in (folder, folder / "dbpedia_csv"):
+            if all((sub / f).is_file() for f in self.csv_files):
+                self._install_from(sub, str(sub))
+                return
+        for name in self.archive_names:
+            tar = folder / name
+            if tar.is_file():
+                if _matching_remote(tar, self.mirror_files) is None:
+                    raise ValueError(f"{tar}: matches none of the published archive checksums")
+                self._install_archive(tar)
+                return
+        raise FileNotFoundError(f"{folder}: neither train.csv and test.csv nor {' or '.join(self.archive_names)} there")
+
+    def _fetch_from_mirror(self, remote: RemoteFile) -> None:
+        if not remote.verified and not all(f in self.extracted_checksums for f in self.csv_files):
+            raise ValueError(f"{remote.url}: no published checksum for this archive; refusing unverified data")
+        tgz = self.raw_folder / "dbpedia_csv.tar.gz"
+        try:
+            _download_remote(remote, tgz)
+            self._install_archive(tgz)
+        except Exception:  # a failed source leaves nothing; Ctrl-C keeps the .part for resuming
+            _remove(tgz, tgz.with_name(tgz.name + ".part"))
+            raise
+        _remove(tgz)
+
+    def sources(self) -> list[tuple[str, Callable[[], None]]]:
+        out: list[tuple[str, Callable[[], None]]] = []
+        local = self.local_dir
+        if local is None and os.environ.get("AUXRNN_DBPEDIA_DIR"):
+            local = Path(os.environ["AUXRNN_DBPEDIA_DIR"]).expanduser()
+        if local is not None:
+            out.append((f"local folder {local}", lambda: self._fetch_from_folder(local)))
+        for m in self.mirror_files:
+            out.append((f"mirror {m.url}", lambda m=m: self._fetch_from_mirror(m)))
+        return out
+
+    def download(self) -> None:
+        """Fetch, verify and extract the CSV files; returns at once when they are already there."""
+        if self.check_exists():
+            return
+        self.raw_folder.mkdir(parents=True, exist_ok=True)
+        try_sources("DBpedia (dbpedia_csv.tar.gz)", self.sources(), f"{self._not_found()} {self._manual_hint()}")
 
 
 def _max_class(path: Path) -> int:
@@ -750,6 +1063,6 @@ def load_dataset(name: str, split: str = "train", root: str | os.PathLike | None
 
 __all__ = [
     "DATASETS", "DOG_SIDES", "SPLITS", "Adding", "CIFAR10", "CSVFolder", "CopyMemory", "DBpedia", "DatasetInfo",
-    "DownloadError", "IDXFolder", "MNIST", "PMNIST", "SequenceDataset", "StanfordDogs", "data_root",
+    "DownloadError", "IDXFolder", "MNIST", "PMNIST", "RemoteFile", "SequenceDataset", "StanfordDogs", "data_root",
     "dataset_options", "load_dataset", "atomic_path",
 ]
