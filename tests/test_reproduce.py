@@ -40,9 +40,13 @@ def test_paper_numbers_are_carried_with_their_precision():
     t2 = {c.id: c.paper for c in reproduce.get("table2-mnist").cells}
     assert t2["lstm_t300"] == "11.3" and t2["rlstm_t300"] == "96.4" and t2["rlstm_full"] == "98.4"
     f3 = reproduce.get("figure3")
-    assert len(f3.cells) == 32 and {c.overrides["data.options.side"] for c in f3.cells} == {40, 48, 56, 72, 80, 96, 112, 128}
+    assert len(f3.cells) == 40 and {c.overrides["data.options.side"] for c in f3.cells} == {40, 48, 56, 72, 80, 96, 112, 128}
     assert all(c.paper.startswith("≈") or c.paper == "no point" for c in f3.cells if "dashed" not in c.paper)
     assert {c.paper for c in reproduce.get("dbpedia").cells} == {"unknown"}
+    assert {c.id: c.preset for c in reproduce.get("dbpedia").cells}["sa_lstm"] == "dbpedia_sa_lstm"
+    assert {c.id: c.paper for c in reproduce.get("table2-cifar10").cells}["transformer"] == "62.2"
+    tf = {c.column: c.paper for c in f3.cells if c.row == "Transformer"}
+    assert tf["T=1600"] == "≈11.8" and tf["T=9216"] == "≈1.9" and tf["T=12544"] == tf["T=16384"] == "no point"
     f4 = {c.id: c for c in reproduce.get("figure4").cells}
     assert f4["rlstm_t0"].paper == "≈37.5" and f4["rlstm_t300"].run == "table2-cifar10/rlstm_t300"
 
@@ -86,4 +90,4 @@ def test_reproduce_runs_resumes_and_tabulates(tmp_path, monkeypatch, capsys):
 
 def test_collect_shows_cells_not_run_yet(tmp_path):
     table = reproduce.markdown_table("table2-mnist", tmp_path)
-    assert table.count("| not run |") == 6 and "| 11.3 |" in table
+    assert table.count("| not run |") == 7 and "| 11.3 |" in table

@@ -24,10 +24,10 @@ def run(args) -> int:
     import torch
 
     from auxrnn.data import load_dataset
-    from auxrnn.model import AuxRNN
     from auxrnn.train import checkpoint, distributed
     from auxrnn.train.config import fit_to_data, from_dict, parse_overrides, set_key
     from auxrnn.train.loop import device_name, evaluate
+    from auxrnn.train.models import build_run_model
 
     path = checkpoint.find(args.target)
     ckpt = checkpoint.load(path)
@@ -46,11 +46,11 @@ def run(args) -> int:
                            f"model was trained with ({path})")
     fit_to_data(cfg, ds.info)  # the saved channels / n_classes must fit the data
     d = distributed.Dist(device=distributed.pick_device(cfg.train.device))
-    model = AuxRNN(cfg.model).to(d.device)
+    model = build_run_model(cfg).to(d.device)  # the saved arch.* and model.* (old checkpoints: arch rnn)
     model.load_state_dict(ckpt["model"])
     correct, count = evaluate(model, ds, cfg, d)
     result = {
-        "checkpoint": str(path), "step": int(ckpt["step"]), "dataset": cfg.data.name, "options": cfg.data.options,
+        "checkpoint": str(path), "step": int(ckpt["step"]), "arch": cfg.arch.name, "dataset": cfg.data.name, "options": cfg.data.options,
         "split": args.split, "accuracy": 100.0 * correct / count, "correct": correct, "count": count,
         "device": device_name(d.device),
     }

@@ -10,13 +10,20 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     p = sub.add_parser("reproduce", help="run a paper table/figure and write our numbers beside the paper's",
                        description="Experiments: " + ", ".join(EXPERIMENTS))
-    p.add_argument("name", choices=list(EXPERIMENTS), metavar="NAME", help=", ".join(EXPERIMENTS))
+    p.add_argument("name", metavar="NAME[,NAME...]",
+                   help="one experiment, or several separated by commas (one pool of cells with --parallel): "
+                        + ", ".join(EXPERIMENTS))
     p.add_argument("overrides", nargs="*", metavar="key=value",
                    help="extra overrides for every cell (e.g. train.max_minutes=9 for a GPU slice)")
     p.add_argument("--cells", default=None, help="comma-separated cell ids or globs (default: all)")
     p.add_argument("--device", default=None, help="train.device for every cell (cpu, cuda, cuda:N)")
     p.add_argument("--out", type=Path, default=DEFAULT_ROOT, help=f"root of the run folders (default {DEFAULT_ROOT})")
     p.add_argument("--results", type=Path, default=RESULTS, help=f"markdown file to update (default {RESULTS})")
+    p.add_argument("--parallel", type=int, default=1, metavar="N",
+                   help="run up to N unfinished cells at once, each an `auxrnn train` subprocess writing "
+                        "<cell folder>/stdout.log (default 1: one after another, in this process)")
+    p.add_argument("--retry-oom", action="store_true",
+                   help="run cells whose recorded result is out-of-memory again (default: keep the result)")
     p.add_argument("--dry-run", action="store_true", help="list the cells and their exact commands; run nothing")
     p.add_argument("--collect", action="store_true", help="only tabulate the existing run folders; run nothing")
     p.add_argument("--debug", action="store_true", help="show tracebacks")
@@ -27,27 +34,46 @@ def run(args) -> int:
     from auxrnn import reproduce
     from auxrnn.cli.train_cmd import setup_logging
 
-    exp = reproduce.get(args.name)
+    names = [n.strip() for n in args.name.split(",") if n.strip()]
+    exps = [reproduce.get(n) for n in names]
+    if args.parallel < 1:
+        raise ValueError(f"--parallel {args.parallel}: must be >= 1")
     cells = [c.strip() for c in args.cells.split(",") if c.strip()] if args.cells else None
     extra = reproduce.parse_extra(args.overrides)
     if args.device:
         extra["train.device"] = args.device
-    chosen = reproduce.select(exp, cells)
+    chosen = {exp.name: reproduce.select_any(exp, cells, exps) for exp in exps}
     if args.dry_run:
-        print(f"# {exp.title}: {len(chosen)} cell(s)")
-        for cell in chosen:
-            folder = reproduce.cell_dir(exp, cell, args.out)
-            print(f"{cell.id}\t{cell.row}{' ' + cell.column if cell.column else ''}\tpaper {cell.paper}\t{folder}")
-            print(f"  {reproduce.cell_command(exp, cell, args.out, extra)}")
+        for exp in exps:
+            print(f"# {exp.title}: {len(chosen[exp.name])} cell(s)")
+            for cell in chosen[exp.name]:
+                folder = reproduce.cell_dir(exp, cell, args.out)
+                print(f"{cell.id}\t{cell.row}{' ' + cell.column if cell.column else ''}\tpaper {cell.paper}\t{folder}")
+                print(f"  {reproduce.cell_command(exp, cell, args.out, extra)}")
         return 0
     setup_logging()
     status = 0
     if not args.collect:
-        records = reproduce.run_experiment(args.name, cells, args.out, extra)
-        if any(r["status"] not in ("finished",) for r in records):
+        if args.parallel > 1:
+            pool = [(exp, c) for exp in exps for c in chosen[exp.name]]
+            records = reproduce.run_parallel(pool, args.out, extra, args.parallel, retry_oom=args.retry_oom)
+        else:
+            records = []
+            for exp in exps:
+                if not chosen[exp.name]:
+                    continue
+                records += reproduce.run_experiment(exp.name, [c.id for c in chosen[exp.name]], args.out, extra,
+                                                    retry_oom=args.retry_oom)
+                if records and records[-1]["status"] in ("signal", "time_budget"):
+                    break
+            done = {(r["experiment"], r["cell"]) for r in records}
+            records += [{"experiment": e.name, "cell": c.id, "status": "not started"} for e in exps
+                        for c in chosen[e.name] if (e.name, c.id) not in done]
+        if any(r["status"] not in reproduce.DONE for r in records):
             status = 1
-    table = reproduce.markdown_table(args.name, args.out)
-    reproduce.update_results(args.results, args.name, table)
-    print(table, end="")
+    for exp in exps:
+        table = reproduce.markdown_table(exp.name, args.out)
+        reproduce.update_results(args.results, exp.name, table)
+        print(table, end="")
     print(f"updated {args.results}")
     return status

@@ -1,9 +1,10 @@
 """Run configuration: typed dataclasses, flat YAML presets and `key=value` overrides.
 
-A run is described by four sections, each a dataclass with a default for every knob:
+A run is described by five sections, each a dataclass with a default for every knob:
 
     data.*   DataConfig    which dataset, batch sizes, loader workers, optional validation split
-    model.*  ModelConfig   the architecture (auxrnn.model; channels and n_classes come from the data)
+    model.*  ModelConfig   the (r-/p-)LSTM (auxrnn.model; channels and n_classes come from the data)
+    arch.*   ArchConfig    which model of auxrnn.baselines.ARCHS trains: rnn (default), transformer, sa-lstm, lm-lstm
     optim.*  OptimConfig   optimizer, learning rate and its schedule, clipping, weight decay
     train.*  TrainConfig   seed, phase lengths, aux_weight, evaluation, device, run folder, time budget
 
@@ -84,11 +85,32 @@ class TrainConfig:
 
 
 @dataclass
+class ArchConfig:
+    """Which model of the pipeline trains (auxrnn.baselines.build_model); model.* describes the LSTM.
+
+    rnn: AuxRNN(model.*) (LSTM, r-LSTM, p-LSTM by model.aux). sa-lstm / lm-lstm: the plain LSTM of model.*
+    (model.aux is ignored) with a sequence-autoencoder / language-model pretraining phase. transformer:
+    the knobs below; 0 for d_model / n_layers = searched so that its parameter count matches the r-LSTM
+    that model.* describes (auxrnn.baselines.matched_transformer_config).
+    """
+
+    name: str = "rnn"                  # one of auxrnn.baselines.ARCHS
+    d_model: int = 0                   # transformer width; 0 = matched to the r-LSTM's parameter count
+    n_layers: int = 0                  # transformer depth; 0 = matched
+    n_heads: int = 4
+    positions: str = "sinusoidal"      # "sinusoidal" | "learned" (a max_len x d_model table)
+    readout: str = "mean"              # "mean" over real elements | "cls" token
+    checkpoint: bool = False           # recompute each layer in backward (less activation memory)
+    max_len: int = 0                   # learned positions: table length; 0 = the data's longest sequence
+
+
+@dataclass
 class RunConfig:
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+    arch: ArchConfig = field(default_factory=ArchConfig)
     preset: str = "default"            # name of the preset this run started from (for the record)
 
     def to_dict(self) -> dict:
@@ -98,8 +120,9 @@ class RunConfig:
         return d
 
 
-SECTIONS = ("data", "model", "optim", "train")
-_SECTION_TYPES = {"data": DataConfig, "model": ModelConfig, "optim": OptimConfig, "train": TrainConfig}
+SECTIONS = ("data", "model", "optim", "train", "arch")
+_SECTION_TYPES = {"data": DataConfig, "model": ModelConfig, "optim": OptimConfig, "train": TrainConfig,
+                  "arch": ArchConfig}
 # Filled from the dataset unless set explicitly; an explicit value must then match the data.
 _FROM_DATA = ("model.channels", "model.n_classes")
 
@@ -406,10 +429,7 @@ def validate(cfg: RunConfig) -> RunConfig:
     if not (t.epochs or t.steps or t.pretrain_epochs or t.pretrain_steps):
         raise ValueError("nothing to train: set train.epochs or train.steps (and optionally "
                          "train.pretrain_epochs or train.pretrain_steps)")
-    if (t.pretrain_epochs or t.pretrain_steps) and m.aux == "none":
-        key, val = ("train.pretrain_epochs", t.pretrain_epochs) if t.pretrain_epochs else ("train.pretrain_steps", t.pretrain_steps)
-        raise ValueError(f"{key}={val} needs an auxiliary loss, but model.aux='none': pretraining is auxiliary-only. "
-                         f"Set {key}=0 or model.aux to one of reconstruct, predict, both")
+    _validate_arch(cfg)
     if t.aux_weight < 0 or not math.isfinite(t.aux_weight):
         raise _bad("train.aux_weight", t.aux_weight, "must be a finite number >= 0")
     for key in ("eval_every", "checkpoint_every"):
@@ -422,6 +442,35 @@ def validate(cfg: RunConfig) -> RunConfig:
     if not re.fullmatch(r"auto|cpu|cuda(:\d+)?", t.device):
         raise _bad("train.device", t.device, "choose one of auto, cpu, cuda, cuda:N")
     return cfg
+
+
+def _validate_arch(cfg: RunConfig) -> None:
+    """arch.* choices and the pretraining rules of each architecture."""
+    from auxrnn.baselines import ARCHS, POSITIONS, READOUTS
+
+    a, m, t = cfg.arch, cfg.model, cfg.train
+    _choice("arch.name", a.name, ARCHS)
+    _choice("arch.positions", a.positions, POSITIONS)
+    _choice("arch.readout", a.readout, READOUTS)
+    for key in ("d_model", "n_layers", "max_len"):
+        if getattr(a, key) < 0:
+            raise _bad(f"arch.{key}", getattr(a, key), "must be >= 0 (0 = chosen for you)")
+    if a.n_heads < 1:
+        raise _bad("arch.n_heads", a.n_heads, "must be >= 1")
+    if a.d_model and a.d_model % a.n_heads:
+        raise _bad("arch.d_model", a.d_model, f"must be a multiple of arch.n_heads={a.n_heads}")
+    pretrains = bool(t.pretrain_epochs or t.pretrain_steps)
+    key, val = ("train.pretrain_epochs", t.pretrain_epochs) if t.pretrain_epochs else ("train.pretrain_steps", t.pretrain_steps)
+    if a.name == "rnn" and pretrains and m.aux == "none":
+        raise ValueError(f"{key}={val} needs an auxiliary loss, but model.aux='none': pretraining is auxiliary-only. "
+                         f"Set {key}=0 or model.aux to one of reconstruct, predict, both")
+    if a.name == "transformer" and pretrains:
+        raise ValueError(f"{key}={val} is invalid with arch.name='transformer': the Transformer has no auxiliary "
+                         f"loss, so it has no pretraining phase. Set {key}=0")
+    if a.name in ("sa-lstm", "lm-lstm") and not pretrains:
+        raise ValueError(f"arch.name={a.name!r} needs a pretraining phase: set train.pretrain_epochs or "
+                         "train.pretrain_steps > 0 (without pretraining it would be a plain LSTM: use arch.name=rnn "
+                         "model.aux=none for that)")
 
 
 @dataclass
@@ -452,7 +501,15 @@ def fit_to_data(cfg: RunConfig, info, n_train: int | None = None) -> RunConfig:
                          "classes; drop model.n_classes (it is filled from the data)")
     m.channels, m.n_classes = channels, int(info.n_classes)
     T = int(info.seq_len)
-    if m.aux != "none":
+    a = cfg.arch
+    if a.name == "transformer" and a.positions == "learned":
+        if a.max_len == 0:
+            a.max_len = T
+        elif a.max_len < T:
+            raise ValueError(f"arch.max_len={a.max_len} is shorter than the sequences of {info.name!r} (length {T}"
+                             f"{', at most' if info.variable_length else ''}): learned positions need "
+                             f"arch.max_len >= {T} (or 0 = the data's length)")
+    if m.aux != "none" and a.name == "rnn":
         # r-LSTM rebuilds L elements before an anchor; p-LSTM predicts L elements after one.
         room = T if m.aux == "reconstruct" else T - 1
         if m.subseq_len > room:
@@ -467,6 +524,9 @@ def fit_to_data(cfg: RunConfig, info, n_train: int | None = None) -> RunConfig:
                              f"({n_train} examples of {info.name!r}); choose data.batch_size <= {n_train}")
     try:
         m.validate()
+        from auxrnn.train.models import arch_model_config
+
+        arch_model_config(cfg)  # e.g. no Transformer within 10% of the r-LSTM's parameter count
     except ValueError as exc:
         raise ValueError(f"{exc} (dataset {info.name!r})") from None
     return cfg

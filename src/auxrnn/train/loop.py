@@ -28,8 +28,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from auxrnn.model import AuxRNN
 from auxrnn.train import batches, checkpoint, distributed
+from auxrnn.train.models import build_run_model, parameter_text
 from auxrnn.train.config import RunConfig, dump_yaml, fit_to_data
 from auxrnn.train.metrics import MetricsLog, peak_memory_mib, read_summary, write_summary
 from auxrnn.train.optim import build_optimizer, lr_at, phase_of
@@ -84,7 +84,7 @@ def device_name(device: torch.device) -> str:
 
 
 @torch.no_grad()
-def evaluate(model: AuxRNN, ds, cfg: RunConfig, d: distributed.Dist) -> tuple[int, int]:
+def evaluate(model: torch.nn.Module, ds, cfg: RunConfig, d: distributed.Dist) -> tuple[int, int]:
     """(correct, count) over every example of `ds`, summed over ranks. count == len(ds) always."""
     was_training = model.training
     model.eval()
@@ -151,8 +151,35 @@ def train(cfg: RunConfig, run_dir: Path, *, resume: bool = False, until_step: in
     d = distributed.setup(cfg.train.device)
     try:
         return _train(cfg, run_dir, d, resume, until_step, progress, on_start)
+    except BaseException as exc:
+        from auxrnn.baselines import is_oom
+
+        if is_oom(exc) and d.is_master:  # out of memory is this run's result (reproduce records it)
+            record_oom(run_dir, exc, cfg)
+        raise
     finally:
         distributed.teardown(d)
+
+
+def record_oom(run_dir: Path, exc: BaseException, cfg: RunConfig | None = None) -> dict:
+    """Write summary.json with status "oom" (the last checkpoint, if any, is left as it was)."""
+    lines = str(exc).strip().splitlines() or [""]
+    ckpt_path = Path(run_dir) / "checkpoints" / checkpoint.LAST
+    steps = None
+    if ckpt_path.exists():
+        try:
+            steps = int(checkpoint.load(ckpt_path)["step"])
+        except Exception:  # noqa: BLE001 - the record matters more than the step count
+            steps = None
+    summary = {"status": "oom", "message": f"{type(exc).__name__}: {lines[0][:500]}", "steps": steps,
+               "test_accuracy": None,
+               "finished_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")}
+    if cfg is not None:
+        summary.update(preset=cfg.preset, arch=cfg.arch.name, seed=cfg.train.seed)
+    Path(run_dir).mkdir(parents=True, exist_ok=True)
+    write_summary(run_dir, summary)
+    log.error("out of memory in %s: %s", run_dir, summary["message"])
+    return summary
 
 
 def _train(cfg: RunConfig, run_dir: Path, d: distributed.Dist, resume: bool, until_step: int | None,
@@ -179,13 +206,15 @@ def _train(cfg: RunConfig, run_dir: Path, d: distributed.Dist, resume: bool, unt
         if on_start is not None:
             on_start(cfg)
     torch.manual_seed(t.seed)  # the same initial parameters on every rank
-    model = AuxRNN(cfg.model).to(d.device)
+    model = build_run_model(cfg).to(d.device)
     optimizer = build_optimizer(model.parameters(), cfg.optim)
     gen = torch.Generator()  # the anchor generator: CPU, owned here, saved in checkpoints
     _seed_everything(t.seed + d.rank, gen)  # per-rank anchors and dropout
     step, wall_before = 0, 0.0
     if ckpt is not None:
-        if ckpt["config"]["model"] != cfg.model.to_dict():
+        saved_arch = ckpt["config"].get("arch", {"name": "rnn"})
+        if ckpt["config"]["model"] != cfg.model.to_dict() or saved_arch.get("name", "rnn") != cfg.arch.name or (
+                "arch" in ckpt["config"] and saved_arch != cfg.to_dict()["arch"]):
             raise ValueError(f"{ckpt_path} was written for another model config than {run_dir / CONFIG_FILE}")
         saved_perm = ckpt.get("data", {}).get("permutation")
         now_perm = splits.extra_state.get("permutation")
@@ -211,6 +240,7 @@ def _train(cfg: RunConfig, run_dir: Path, d: distributed.Dist, resume: bool, unt
     metrics = MetricsLog(run_dir, tensorboard=t.tensorboard) if d.is_master else None
     n_params = raw.num_parameters()
     if d.is_master:
+        log.info("model %s", parameter_text(cfg, raw))
         log.info("run folder %s | device %s x%d | parameters %s | %d steps/epoch | pretrain %d steps, "
                  "total %d steps%s", run_dir, device_name(d.device), d.world_size, n_params,
                  plan.steps_per_epoch, plan.pretrain_steps, plan.total_steps,
@@ -322,7 +352,7 @@ def _train(cfg: RunConfig, run_dir: Path, d: distributed.Dist, resume: bool, unt
 
     wall = wall_before + time.monotonic() - t0
     summary = {
-        "status": status, "preset": cfg.preset, "steps": step, "total_steps": plan.total_steps,
+        "status": status, "preset": cfg.preset, "arch": cfg.arch.name, "steps": step, "total_steps": plan.total_steps,
         "pretrain_steps": plan.pretrain_steps, "epochs": plan.epoch(step), "steps_per_epoch": plan.steps_per_epoch,
         "seed": t.seed, "device": device_name(d.device), "world_size": d.world_size, "wall_seconds": wall,
         "parameters": n_params, "torch": torch.__version__, "test_accuracy": None,
