@@ -244,7 +244,7 @@ def matched_transformer_config(rnn_cfg: ModelConfig, **overrides) -> Transformer
     and n_layers (1..12) are searched for the count closest to the target (ties: the narrower model).
     Raises if that is off by more than 10%, unless both d_model and n_layers were given.
     """
-    target = AuxRNN(rnn_cfg).num_parameters()["total"]
+    target = rnn_parameters(rnn_cfg)["total"]
     unknown = set(overrides) - {f.name for f in fields(TransformerConfig)}
     if unknown:
         raise ValueError(f"unknown Transformer option(s) {sorted(unknown)}")
@@ -270,10 +270,20 @@ def matched_transformer_config(rnn_cfg: ModelConfig, **overrides) -> Transformer
     return best.validate()
 
 
+def rnn_parameters(rnn_cfg: ModelConfig) -> dict[str, int]:
+    """AuxRNN(rnn_cfg).num_parameters(), without drawing from the global RNG.
+
+    Counting happens at any time (e.g. when a resumed run logs its sizes); building a throwaway model
+    would otherwise shift the random stream that dropout draws from, and resume would not be exact.
+    """
+    with torch.random.fork_rng(devices=[]):
+        return AuxRNN(rnn_cfg).num_parameters()
+
+
 def parameter_report(rnn_cfg: ModelConfig, tf_cfg: TransformerConfig | None = None) -> dict:
     """Both parameter counts (the CLI prints `report["text"]`)."""
     tf_cfg = tf_cfg or matched_transformer_config(rnn_cfg)
-    rnn = AuxRNN(rnn_cfg).num_parameters()
+    rnn = rnn_parameters(rnn_cfg)
     tf = transformer_parameters(tf_cfg)
     ratio = tf / rnn["total"]
     text = (f"r-LSTM ({rnn_cfg.cell}-{rnn_cfg.hidden}, aux={rnn_cfg.aux}): {rnn['total']:,} parameters "

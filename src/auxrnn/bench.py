@@ -8,7 +8,6 @@ before the first step (the CPU allocator has no peak counter).
 from __future__ import annotations
 
 import multiprocessing as mp
-import os
 import resource
 import time
 from dataclasses import dataclass
@@ -135,8 +134,6 @@ def _measure_together(spec: BenchSpec) -> dict:
 
 def run_grid(specs: list[BenchSpec], isolate: bool | None = None):
     """Yield one record per spec; CPU cases run in a fresh process each so peak RSS is theirs alone."""
-    # Large blocks go straight back to the OS when freed, so the peak resident set follows live tensors.
-    os.environ.setdefault("MALLOC_MMAP_THRESHOLD_", str(1 << 16))
     for spec in specs:
         if spec.concurrent > 1:
             yield _measure_together(spec)

@@ -199,7 +199,9 @@ class AuxRNN(nn.Module):
             pos.insert(0, lengths)
             keep.insert(0, torch.ones_like(lengths, dtype=torch.bool))
         rows, pos, keep = torch.cat(rows), torch.cat(pos), torch.cat(keep)
-        starts = scan(self.core, self.encoder, x, rows, pos, self._read_chunk(x, rows.numel()), keep=keep)
+        # Full BPTT keeps the graph of every chunk: few, long calls are cheapest there.
+        chunk = cfg.chunk if full else self._read_chunk(x, rows.numel())
+        starts = scan(self.core, self.encoder, x, rows, pos, chunk, keep=keep)
         sizes = [w.rows.numel() for w in wins.values()]
         if full:
             sizes.insert(0, x.shape[0])
