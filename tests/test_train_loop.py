@@ -179,3 +179,12 @@ def test_eval_on_another_dataset_with_the_same_shapes(tmp_path, capsys):
     assert json.loads((run / "eval.json").read_text())["count"] == 9
     assert main(["eval", str(run), "data.options.length=30", "data.options.size=4", "--data", "copy"]) == 2
     assert "does not fit dataset 'copy'" in capsys.readouterr().err
+
+
+def test_non_interactive_runs_log_a_line_per_interval(tmp_path, caplog):
+    caplog.set_level("INFO", logger="auxrnn")
+    assert main(["train", *TINY, "--no-progress", "train.pretrain_steps=1", "train.steps=2",
+                 f"train.out={tmp_path / 'run'}"]) == 0
+    lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("step ") and " loss " in r.getMessage()]
+    assert [ln.split()[1] for ln in lines] == ["1/3", "2/3", "3/3"]
+    assert "pretrain loss" in lines[0] and " acc " in lines[-1]

@@ -321,6 +321,10 @@ def _train(cfg: RunConfig, run_dir: Path, d: distributed.Dist, resume: bool, unt
                         if d.is_master:
                             metrics.write(rec)
                             bar.set_postfix(loss=f"{rec['loss']:.4f}", acc=rec.get("train_acc", "-"), refresh=False)
+                            if not show:  # a log line per interval where no bar is drawn (files, CI, nohup)
+                                log.info("step %d/%d %s loss %.4f%s lr %.2e %.1f ex/s", step, plan.total_steps,
+                                         phase, rec["loss"], f" acc {rec['train_acc']:.1f}%" if "train_acc" in rec
+                                         else "", lr, rec.get("examples_per_s", 0.0))
                     if t.eval_every and step % t.eval_every == 0 and step < plan.total_steps:
                         run_eval()
                     if t.checkpoint_every and step % t.checkpoint_every == 0 and step < plan.total_steps:
