@@ -1,0 +1,20 @@
+"""The README's library example runs as written, and its first lines give the two promised commands."""
+import re
+from pathlib import Path
+
+README = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+
+
+def test_readme_library_example_runs():
+    (code,) = re.findall(r"## Library use\n\n```python\n(.*?)```", README, re.S)
+    scope = {}
+    exec(compile(code, "README.md", "exec"), scope)
+    assert scope["logits"].shape == (8, 10)
+    assert scope["out"].aux_loss is not None and scope["out"].sup_loss is not None
+
+
+def test_readme_starts_with_the_two_fresh_machine_commands():
+    block = re.search(r"```bash\n(.*?)```", README, re.S).group(1).strip().splitlines()
+    assert len(block) == 2
+    assert block[0].endswith("auxrnn train") and "pytest" in block[1]
+    assert "pytest" in (Path(__file__).resolve().parents[1] / ".ci" / "run").read_text()
