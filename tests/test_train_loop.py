@@ -6,7 +6,6 @@ import json
 import struct
 
 import numpy as np
-import pytest
 import torch
 
 from auxrnn.cli import main

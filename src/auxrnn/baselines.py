@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import gc
 import math
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass, fields
 from typing import Any, Callable, Iterable, Mapping
 
 import torch
@@ -32,7 +32,7 @@ from auxrnn.core.encoders import ENCODERS, Encoder
 from auxrnn.core.heads import Reconstructor, feed_forward, token_nll
 from auxrnn.core.recurrent import run_window, scan
 from auxrnn.core.windows import Windows, reconstruct_targets, reconstruct_windows
-from auxrnn.model import PHASES, AuxRNN, ModelConfig, StepOutput, as_tokens
+from auxrnn.model import PHASES, AuxRNN, ModelConfig, StepOutput, as_tokens, check_fields, config_dict
 
 ARCHS = ("rnn", "transformer", "sa-lstm", "lm-lstm")
 POSITIONS = ("learned", "sinusoidal")
@@ -82,29 +82,14 @@ class TransformerConfig:
         self.channels = tuple(int(c) for c in self.channels)
 
     def validate(self) -> "TransformerConfig":
-        def bad(key, value, want):
-            raise ValueError(f"model.{key}={value!r} is invalid: {want}")
-        if self.positions not in POSITIONS:
-            bad("positions", self.positions, f"choose one of {POSITIONS}")
-        if self.readout not in READOUTS:
-            bad("readout", self.readout, f"choose one of {READOUTS}")
-        if self.encoder not in ENCODERS:
-            bad("encoder", self.encoder, f"choose one of {ENCODERS}")
-        for key in ("n_classes", "d_model", "n_layers", "n_heads", "d_ff", "max_len", "ffn_hidden"):
-            if int(getattr(self, key)) < 1:
-                bad(key, getattr(self, key), "must be >= 1")
+        check_fields(self, {"positions": POSITIONS, "readout": READOUTS, "encoder": ENCODERS},
+                     ("n_classes", "d_model", "n_layers", "n_heads", "d_ff", "max_len", "ffn_hidden"))
         if self.d_model % self.n_heads:
-            bad("d_model", self.d_model, f"must be a multiple of n_heads={self.n_heads}")
-        if not 0.0 <= self.dropout < 1.0:
-            bad("dropout", self.dropout, "must be in [0, 1)")
-        if not self.channels or min(self.channels) < 2:
-            bad("channels", self.channels, "one vocabulary size >= 2 per input channel")
+            raise ValueError(f"model.d_model={self.d_model!r} is invalid: must be a multiple of n_heads={self.n_heads}")
         return self
 
     def to_dict(self) -> dict:
-        d = asdict(self)
-        d["channels"] = list(self.channels)
-        return d
+        return config_dict(self)
 
 
 def sinusoidal_positions(T: int, dim: int, device=None, dtype=torch.float32) -> torch.Tensor:

@@ -58,31 +58,42 @@ class ModelConfig:
         return None if self.truncate == "full" else int(self.truncate)
 
     def validate(self) -> "ModelConfig":
-        def bad(key, value, want):
-            raise ValueError(f"model.{key}={value!r} is invalid: {want}")
-        if self.aux not in AUX_KINDS:
-            bad("aux", self.aux, f"choose one of {AUX_KINDS}")
-        if self.cell not in CELLS:
-            bad("cell", self.cell, f"choose one of {tuple(CELLS)}")
-        if self.encoder not in ENCODERS:
-            bad("encoder", self.encoder, f"choose one of {ENCODERS}")
+        check_fields(self, {"aux": AUX_KINDS, "cell": tuple(CELLS), "encoder": ENCODERS},
+                     ("n_anchors", "aux_truncate", "embed_dim", "hidden", "aux_hidden", "aux_layers", "ffn_hidden",
+                      "chunk", "n_classes"))
         if self.truncate != "full" and (isinstance(self.truncate, bool) or not isinstance(self.truncate, int) or self.truncate < 0):
-            bad("truncate", self.truncate, "use 'full', 0 (no supervised gradient into the core) or a positive int")
-        for key in ("n_anchors", "aux_truncate", "embed_dim", "hidden", "aux_hidden", "aux_layers", "ffn_hidden", "chunk", "n_classes"):
-            if int(getattr(self, key)) < 1:
-                bad(key, getattr(self, key), "must be >= 1")
+            _bad("truncate", self.truncate, "use 'full', 0 (no supervised gradient into the core) or a positive int")
         if self.subseq_len < 2:
-            bad("subseq_len", self.subseq_len, "must be >= 2 (one element fed, one predicted)")
-        if not 0.0 <= self.dropout < 1.0:
-            bad("dropout", self.dropout, "must be in [0, 1)")
-        if not self.channels or min(self.channels) < 2:
-            bad("channels", self.channels, "one vocabulary size >= 2 per input channel")
+            _bad("subseq_len", self.subseq_len, "must be >= 2 (one element fed, one predicted)")
         return self
 
     def to_dict(self) -> dict:
-        d = asdict(self)
-        d["channels"] = list(self.channels)
-        return d
+        return config_dict(self)
+
+
+def _bad(key, value, want):
+    raise ValueError(f"model.{key}={value!r} is invalid: {want}")
+
+
+def check_fields(cfg, choices: dict[str, tuple], positive: tuple[str, ...]) -> None:
+    """Checks every model config shares: named choices, sizes >= 1, dropout in [0, 1), one vocabulary per channel."""
+    for key, allowed in choices.items():
+        if getattr(cfg, key) not in allowed:
+            _bad(key, getattr(cfg, key), f"choose one of {tuple(allowed)}")
+    for key in positive:
+        if int(getattr(cfg, key)) < 1:
+            _bad(key, getattr(cfg, key), "must be >= 1")
+    if not 0.0 <= cfg.dropout < 1.0:
+        _bad("dropout", cfg.dropout, "must be in [0, 1)")
+    if not cfg.channels or min(cfg.channels) < 2:
+        _bad("channels", cfg.channels, "one vocabulary size >= 2 per input channel")
+
+
+def config_dict(cfg) -> dict:
+    """A model config as plain YAML/JSON/checkpoint-friendly values."""
+    d = asdict(cfg)
+    d["channels"] = list(cfg.channels)
+    return d
 
 
 @dataclass

