@@ -32,3 +32,27 @@ def test_bench_concurrent_copies_report_their_summed_throughput(tmp_path):
     (rec,) = json.loads(out.read_text())
     assert rec["concurrent"] == 2
     assert rec["steps_per_s"] > 1000 / rec["step_ms"]  # two copies: more than one copy's rate
+
+
+def test_bench_inference_case_and_the_speedup_over_full_bptt(tmp_path, capsys):
+    out = tmp_path / "bench.json"
+    assert main(["bench", "--models", "lstm-full,lstm-t300,lstm-infer", "--lengths", "48", "--batch", "2",
+                 "--steps", "1", "--device", "cpu", "--json", str(out)]) == 0
+    full, t300, infer = json.loads(out.read_text())
+    assert [r["model"] for r in (full, t300, infer)] == ["lstm-full", "lstm-t300", "lstm-infer"]
+    assert full["vs_full"] == 1.0
+    for r in (t300, infer):
+        assert r["vs_full"] == round(full["step_ms"] / r["step_ms"], 2)
+    assert "vs full" in capsys.readouterr().out
+
+
+def test_speedups_pair_records_only_within_the_same_length_batch_device_and_copies():
+    from auxrnn.bench import add_speedups
+
+    recs = [{"model": "lstm-full", "T": 100, "batch": 4, "device": "cpu", "step_ms": 90.0},
+            {"model": "lstm-t300", "T": 100, "batch": 4, "device": "cpu", "step_ms": 30.0},
+            {"model": "lstm-t300", "T": 200, "batch": 4, "device": "cpu", "step_ms": 30.0},
+            {"model": "lstm-t300", "T": 100, "batch": 8, "device": "cpu", "step_ms": 30.0},
+            {"model": "lstm-t300", "T": 100, "batch": 4, "device": "cpu", "step_ms": None, "status": "oom"}]
+    add_speedups(recs)
+    assert [r.get("vs_full") for r in recs] == [1.0, 3.0, None, None, None]

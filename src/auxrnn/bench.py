@@ -24,6 +24,9 @@ CASES: dict[str, dict] = {
     "rlstm-20x30": dict(aux="reconstruct", n_anchors=20, subseq_len=30, truncate=300, aux_truncate=30),
     "plstm-1x600": dict(aux="predict", n_anchors=1, subseq_len=600, truncate=300),
 }
+# Inference cases time `AuxRNN.predict` of the named training case: one no-grad read over T, the floor
+# under every truncated step (which must read all T steps once, then recompute its windows).
+INFERENCE: dict[str, str] = {"lstm-infer": "lstm-t300"}
 DEFAULT_LENGTHS = (784, 1024, 4096, 16384)
 
 
@@ -44,8 +47,9 @@ def build_case(name: str, **overrides) -> torch.nn.Module:
     if name == "transformer":
         from auxrnn.baselines import TransformerClassifier, matched_transformer_config
         return TransformerClassifier(matched_transformer_config(ModelConfig(), **overrides))
+    name = INFERENCE.get(name, name)
     if name not in CASES:
-        raise ValueError(f"unknown bench model {name!r}; choose from {sorted([*CASES, 'transformer'])}")
+        raise ValueError(f"unknown bench model {name!r}; choose from {sorted([*CASES, *INFERENCE, 'transformer'])}")
     return AuxRNN(ModelConfig(**{**CASES[name], **overrides}))
 
 
@@ -74,6 +78,9 @@ def measure(spec: BenchSpec) -> dict:
     cuda = device.type == "cuda"
 
     def step():
+        if spec.model in INFERENCE:
+            model.predict(x, lengths)
+            return
         loss = model(x, lengths, y, generator=gen).loss
         loss.backward()
         opt.step()
@@ -130,6 +137,16 @@ def _measure_together(spec: BenchSpec) -> dict:
     rec["steps_per_s"] = round(sum(r["steps_per_s"] for r in recs), 3)
     rec["peak_mib"] = max(r["peak_mib"] for r in recs)
     return rec
+
+
+def add_speedups(records: list[dict]) -> None:
+    """Set `vs_full` = lstm-full's step time / this record's, for records sharing T, batch, device, copies."""
+    full = {(r["T"], r["batch"], r["device"], r.get("concurrent", 1)): r["step_ms"]
+            for r in records if r["model"] == "lstm-full" and r.get("step_ms")}
+    for r in records:
+        ref = full.get((r["T"], r["batch"], r["device"], r.get("concurrent", 1)))
+        if ref and r.get("step_ms"):
+            r["vs_full"] = round(ref / r["step_ms"], 2)
 
 
 def run_grid(specs: list[BenchSpec], isolate: bool | None = None):

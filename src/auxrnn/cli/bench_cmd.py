@@ -8,9 +8,10 @@ from pathlib import Path
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("bench", help="time and memory of one training step per model and length")
-    p.add_argument("--models", default="lstm-full,lstm-t300,rlstm-1x600,rlstm-20x30,plstm-1x600",
+    p.add_argument("--models", default="lstm-full,lstm-t300,lstm-infer,rlstm-1x600,rlstm-20x30,plstm-1x600",
                    help="comma-separated: lstm-full, lstm-t300, rlstm-1x600, rlstm-20x30, plstm-1x600, transformer "
-                        "(the parameter-matched baseline; an out-of-memory length becomes an OOM row)")
+                        "(the parameter-matched baseline; an out-of-memory length becomes an OOM row), "
+                        "lstm-infer (no-grad inference: the floor under every truncated step)")
     p.add_argument("--lengths", default="784,1024,4096,16384", help="comma-separated sequence lengths T")
     p.add_argument("--batch", type=int, default=None, help="batch size (default 128 on CUDA, 16 on CPU)")
     p.add_argument("--device", default=None, help="cpu or cuda[:N] (default: cuda when present)")
@@ -25,7 +26,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args) -> int:
     import torch
 
-    from auxrnn.bench import BenchSpec, run_grid
+    from auxrnn.bench import BenchSpec, add_speedups, run_grid
 
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
     cuda = device.startswith("cuda")
@@ -45,15 +46,17 @@ def run(args) -> int:
     specs = [BenchSpec(m, T, batch, device, steps=steps, warmup=1 if not cuda else 3, concurrent=k)
              for m in models for T in lengths for k in concurrent]
     records = []
-    print(f"{'model':<14}{'T':>7}{'batch':>7}{'copies':>7}{'ms/step':>11}{'steps/s':>10}{'peak MiB':>11}  device")
+    print(f"{'model':<14}{'T':>7}{'batch':>7}{'copies':>7}{'ms/step':>11}{'steps/s':>10}{'peak MiB':>11}{'vs full':>9}  device")
     for rec in run_grid(specs):
         records.append(rec)
+        add_speedups(records)
         oom = rec.get("status") == "oom"
         ms = "OOM" if oom else f"{rec['step_ms']:.1f}"
         sps = "-" if oom else f"{rec['steps_per_s']:.2f}"
         mib = "-" if rec["peak_mib"] is None else f"{rec['peak_mib']:.0f}"
+        vs = f"{rec['vs_full']:.2f}x" if "vs_full" in rec else "-"
         print(f"{rec['model']:<14}{rec['T']:>7}{rec['batch']:>7}{rec.get('concurrent', 1):>7}{ms:>11}{sps:>10}{mib:>11}"
-              f"  {rec['device']}", flush=True)
+              f"{vs:>9}  {rec['device']}", flush=True)
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(records, indent=1))
