@@ -8,6 +8,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from auxrnn.core.heads import token_nll
+
 
 def cell_step(core, inp: torch.Tensor, state):
     """One step of the core's own parameters, written out. inp: (1, E); state: tuple of (1, H)."""
@@ -25,19 +27,21 @@ def cell_step(core, inp: torch.Tensor, state):
     return ((1 - z) * n + z * state[0],)
 
 
-def _run(model, tokens: torch.Tensor, upto: int, detach_at: int | None, collect_from: int | None = None):
-    """Consume tokens[:upto] (tokens: (T, C)) from zero; detach before step `detach_at`. Returns state, outputs."""
+def _run(model, tokens: torch.Tensor, upto: int, detach_at, collect_from: int | None = None):
+    """Consume tokens[:upto] (tokens: (T, C)) from zero; detach before step `detach_at` (an int, or a set of
+    steps). Returns state, outputs."""
     core = model.core
     w = core.rnn.weight_hh_l0
     state = tuple(w.new_zeros(1, core.hidden) for _ in range(2 if core.cell == "lstm" else 1))
     outs = []
+    cuts = detach_at if isinstance(detach_at, set) else {detach_at}
     for t in range(upto):
-        if t == detach_at:
+        if t in cuts:
             state = tuple(s.detach() for s in state)
         state = cell_step(core, model.encoder(tokens[t:t + 1]), state)
         if collect_from is not None and t >= collect_from:
             outs.append(state[0])
-    if detach_at is not None and detach_at >= upto:
+    if detach_at is not None and not isinstance(detach_at, set) and detach_at >= upto:
         state = tuple(s.detach() for s in state)
     return state, outs
 
@@ -75,11 +79,18 @@ def reference_loss(model, x, lengths, y, anchors, phase="train", aux_weight=1.0)
                 span = min(L, n - a - 1)
                 if span < 1:
                     continue
-                _, outs = _run(model, x[b], a + span, a, collect_from=a)
-                main_out = torch.stack(outs, dim=1)  # (1, span, H)
-                targets = x[b, a + 1:a + 1 + span].unsqueeze(0)
-                s, c = model.predictor(main_out, targets, torch.ones(1, span, dtype=torch.bool))
-                nll, count = nll + s, count + c
+                # Truncated BPTT in segments of aux_truncate steps: main and aux RNN detach at a, a+K, a+2K, ...
+                K = cfg.aux_truncate
+                cuts = set(range(a, a + span, K))
+                _, outs = _run(model, x[b], a + span, cuts, collect_from=a)
+                head, hx = model.predictor, None
+                for j, h in enumerate(outs):
+                    if j % K == 0 and hx is not None:
+                        hx = tuple(s.detach() for s in hx)
+                    out, hx = head.rnn(h.unsqueeze(1), hx)  # one step of the aux RNN, (1, 1, hidden)
+                    target = x[b, a + 1 + j].reshape(1, 1, -1)
+                    s, c = token_nll(head.out(out), target, torch.ones(1, 1, dtype=torch.bool), head.channels)
+                    nll, count = nll + s, count + c
     if count:
         aux = nll / count
         loss = aux if phase == "pretrain" else loss + aux_weight * aux

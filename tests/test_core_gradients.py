@@ -3,6 +3,7 @@ import pytest
 import torch
 
 from auxrnn.core.anchors import sample_anchors
+from auxrnn.core.recurrent import Recurrent
 from auxrnn.model import AuxRNN, ModelConfig, as_tokens
 
 from reference import reference_loss
@@ -106,3 +107,30 @@ def test_gradient_is_exactly_zero_beyond_each_boundary(aux):
     out = full(x, torch.tensor([T]), torch.tensor([1]), anchors={aux: a})
     out.loss.backward()
     assert full.encoder.table.weight.grad[OUTSIDE].abs().max() > 0
+
+
+@pytest.mark.parametrize("aux_truncate", [1, 2, 3, 6, 7])
+def test_plstm_backpropagates_its_window_in_segments_of_aux_truncate(aux_truncate):
+    """p-LSTM: the L = 6 steps after an anchor are cut into segments of aux_truncate steps (main and aux
+    RNN detached at each segment start), including K = 1, K dividing L, K = L and K > L."""
+    model = _model(aux="predict", subseq_len=6, aux_truncate=aux_truncate, truncate=4)
+    x, lengths, y = _batch([22, 22, 13], T=22)
+    assert_same_gradients(model, x, lengths, y, {"predict": torch.tensor([[0, 15], [7, 3], [6, 2]])})
+
+
+def test_every_lstm_starts_with_forget_bias_one_and_gru_is_left_as_built():
+    """Decision M17: b_ih = 1, b_hh = 0 on the forget slice of every LSTM layer (main, decoder, predictor)."""
+    model = _model(aux="both", aux_layers=2)
+    for rnn in (model.core.rnn, model.reconstructor.rnn, model.predictor.rnn):
+        H = rnn.hidden_size
+        for layer in range(rnn.num_layers):
+            assert torch.equal(getattr(rnn, f"bias_ih_l{layer}")[H:2 * H], torch.ones(H, dtype=torch.float64))
+            assert torch.equal(getattr(rnn, f"bias_hh_l{layer}")[H:2 * H], torch.zeros(H, dtype=torch.float64))
+            assert getattr(rnn, f"bias_ih_l{layer}")[:H].abs().sum() > 0  # the other gates keep PyTorch's init
+    zero = _model(aux="reconstruct", forget_bias=0.0)
+    assert torch.equal(zero.core.rnn.bias_ih_l0[5:10], torch.zeros(5, dtype=torch.float64))
+    torch.manual_seed(0)
+    gru = Recurrent("gru", 6, 5, forget_bias=1.0)
+    torch.manual_seed(0)
+    built = torch.nn.GRU(6, 5, batch_first=True)
+    assert torch.equal(gru.rnn.bias_ih_l0, built.bias_ih_l0)

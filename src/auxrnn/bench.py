@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import torch
 
 from auxrnn.model import AuxRNN, ModelConfig
+from auxrnn.train.cpu import flush_denormals
 
 # name -> ModelConfig overrides; the MNIST defaults of the paper otherwise (LSTM-128, 2x256 decoder).
 CASES: dict[str, dict] = {
@@ -110,7 +111,8 @@ def measure(spec: BenchSpec) -> dict:
 
 def _measure_guarded(spec: BenchSpec) -> dict:
     try:
-        return measure(spec)
+        with flush_denormals(spec.device):  # as the training loop runs (auxrnn.train.cpu)
+            return measure(spec)
     except (torch.cuda.OutOfMemoryError, RuntimeError) as exc:
         if "out of memory" not in str(exc).lower() and "can't allocate memory" not in str(exc):
             raise

@@ -19,9 +19,9 @@ from torch import nn
 from auxrnn.core.anchors import sample_anchors
 from auxrnn.core.encoders import ENCODERS, Encoder
 from auxrnn.core.heads import Predictor, Reconstructor, feed_forward
-from auxrnn.core.recurrent import CELLS, Recurrent, run_window, scan
+from auxrnn.core.recurrent import CELLS, Recurrent, State, detach_state, run_window, scan
 from auxrnn.core.windows import (Windows, predict_targets, predict_windows, reconstruct_targets,
-                                 reconstruct_windows, supervised_windows)
+                                 reconstruct_windows, segments, supervised_windows)
 
 AUX_KINDS = ("reconstruct", "predict", "both", "none")
 PHASES = ("pretrain", "train")
@@ -41,13 +41,14 @@ class ModelConfig:
     n_anchors: int = 1
     subseq_len: int = 600               # L
     truncate: int | str = 300           # supervised BPTT: "full", K > 0, or 0 (no gradient into the core)
-    aux_truncate: int = 300             # auxiliary BPTT before each r-LSTM anchor
+    aux_truncate: int = 300             # auxiliary BPTT: r-LSTM steps before each anchor; p-LSTM segment length
     aux_hidden: int = 256
     aux_layers: int = 2
     ffn_hidden: int = 256
     dropout: float = 0.0
     teacher_forcing: bool = True
     chunk: int = 256                    # steps per call of the no-grad read (an upper bound on CPU)
+    forget_bias: float = 1.0            # initial LSTM forget-gate bias, every LSTM (decision M17)
 
     def __post_init__(self):
         self.channels = tuple(int(c) for c in self.channels)
@@ -126,15 +127,16 @@ class AuxRNN(nn.Module):
         super().__init__()
         self.cfg = cfg.validate()
         self.encoder = Encoder(cfg.channels, cfg.embed_dim, cfg.encoder)
-        self.core = Recurrent(cfg.cell, cfg.embed_dim, cfg.hidden)
+        self.core = Recurrent(cfg.cell, cfg.embed_dim, cfg.hidden, cfg.forget_bias)
         self.classifier = feed_forward(cfg.hidden, cfg.ffn_hidden, cfg.n_classes, cfg.dropout)
         self.reconstructor = self.predictor = None
         if cfg.aux in ("reconstruct", "both"):
             self.reconstructor = Reconstructor(
                 cfg.channels, self.core.state_size, cfg.embed_dim, cfg.aux_hidden, cfg.aux_layers,
-                cfg.ffn_hidden, cfg.encoder, cfg.dropout, cfg.teacher_forcing)
+                cfg.ffn_hidden, cfg.encoder, cfg.dropout, cfg.teacher_forcing, cfg.forget_bias)
         if cfg.aux in ("predict", "both"):
-            self.predictor = Predictor(cfg.channels, cfg.hidden, cfg.aux_hidden, cfg.aux_layers, cfg.ffn_hidden, cfg.dropout)
+            self.predictor = Predictor(cfg.channels, cfg.hidden, cfg.aux_hidden, cfg.aux_layers, cfg.ffn_hidden,
+                                       cfg.dropout, cfg.forget_bias)
 
     def _check(self, x: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         x = as_tokens(x)
@@ -196,57 +198,80 @@ class AuxRNN(nn.Module):
         # read itself up to each sequence's end, so the core still reads the sequence only once.
         full = supervised and cfg.supervised_truncate is None
         wins: dict[str, Windows] = {}
-        if supervised and not full:
+        if supervised:
             wins["sup"] = supervised_windows(lengths, cfg.supervised_truncate)
         if self.reconstructor is not None:
             wins["reconstruct"] = reconstruct_windows(anchors["reconstruct"], cfg.aux_truncate)
         if self.predictor is not None:
             wins["predict"] = predict_windows(anchors["predict"], lengths, cfg.subseq_len)
-        rows = [w.rows for w in wins.values()]
-        pos = [w.start for w in wins.values()]
-        keep = [torch.zeros_like(w.rows, dtype=torch.bool) for w in wins.values()]
-        if full:
-            rows.insert(0, torch.arange(x.shape[0]))
-            pos.insert(0, lengths)
-            keep.insert(0, torch.ones_like(lengths, dtype=torch.bool))
-        rows, pos, keep = torch.cat(rows), torch.cat(pos), torch.cat(keep)
-        # Full BPTT keeps the graph of every chunk: few, long calls are cheapest there.
-        chunk = cfg.chunk if full else self._read_chunk(x, rows.numel())
-        starts = scan(self.core, self.encoder, x, rows, pos, chunk, keep=keep)
-        sizes = [w.rows.numel() for w in wins.values()]
-        if full:
-            sizes.insert(0, x.shape[0])
-        split = list(zip(*(torch.split(s, sizes) for s in starts)))  # one start-state tuple per request group
+        starts = self._start_states(x, wins, full)
 
         out = StepOutput(loss=x.new_zeros((), dtype=torch.float32), anchors=anchors)
         if supervised:
-            final = split.pop(0) if full else run_window(self.core, self.encoder, x, wins["sup"], split.pop(0))[1]
-            logits = self._classify(final)
+            final = starts["sup"] if full else run_window(self.core, self.encoder, x, wins["sup"], starts["sup"])[1]
+            logits = self._classify(final)  # (B, n_classes)
             out.sup_loss = F.cross_entropy(logits, y.to(logits.device).long())
             out.logits = logits.detach()
             out.loss = out.sup_loss
         nll, count = None, 0
         if self.reconstructor is not None:
-            w = wins["reconstruct"]
-            _, end = run_window(self.core, self.encoder, x, w, split.pop(0))
-            positions, mask = reconstruct_targets(anchors["reconstruct"], cfg.subseq_len)
-            tokens = x[w.rows.to(x.device).unsqueeze(1), positions.to(x.device)]  # (R, L, C)
-            s, n = self.reconstructor(torch.cat(end, dim=-1), tokens, mask)
-            nll, count = s, n
+            nll, count = self._reconstruct(x, wins["reconstruct"], starts["reconstruct"], anchors["reconstruct"])
         if self.predictor is not None:
-            w = wins["predict"]
-            main_out, _ = run_window(self.core, self.encoder, x, w, split.pop(0))
-            if main_out is not None:
-                positions, mask = predict_targets(w, cfg.subseq_len)
-                W = main_out.shape[1]
-                targets = x[w.rows.to(x.device).unsqueeze(1), positions[:, :W].to(x.device)]
-                s, n = self.predictor(main_out, targets, mask[:, :W])
-                nll, count = (s if nll is None else nll + s), count + n
+            s, n = self._predict(x, wins["predict"], starts["predict"])
+            nll, count = (s if nll is None else nll + s), count + n
         if nll is not None:
             out.aux_loss = nll / max(count, 1)
             out.aux_tokens = count
             out.loss = out.aux_loss if not supervised else out.loss + aux_weight * out.aux_loss
         return out
+
+    def _start_states(self, x: torch.Tensor, wins: dict[str, Windows], full: bool) -> dict[str, State]:
+        """The state where each named group of windows starts, all from one chunked read of x.
+
+        With full BPTT the "sup" group starts nowhere: its entry is the attached final state instead.
+        """
+        names = list(wins)
+        rows = [wins[k].rows for k in names]
+        pos = [wins[k].start for k in names]
+        keep = [torch.zeros_like(wins[k].rows, dtype=torch.bool) for k in names]
+        if full:  # the supervised loss reads the whole sequence with the graph kept, up to each length
+            i = names.index("sup")
+            pos[i] = wins["sup"].start + wins["sup"].width
+            keep[i] = torch.ones_like(keep[i])
+        rows_all, pos_all, keep_all = torch.cat(rows), torch.cat(pos), torch.cat(keep)
+        # Full BPTT keeps the graph of every chunk: few, long calls are cheapest there.
+        chunk = self.cfg.chunk if full else self._read_chunk(x, rows_all.numel())
+        states = scan(self.core, self.encoder, x, rows_all, pos_all, chunk, keep=keep_all)  # each (R_all, H)
+        sizes = [r.numel() for r in rows]
+        parts = zip(*(torch.split(s, sizes) for s in states))  # one state tuple per group
+        return dict(zip(names, parts))
+
+    def _reconstruct(self, x, w: Windows, start: State, anchors: torch.Tensor) -> tuple[torch.Tensor, int]:
+        """r-LSTM: main BPTT over the aux_truncate steps before each anchor, then the decoder rebuilds x[a-L:a]."""
+        _, end = run_window(self.core, self.encoder, x, w, start)  # (h, c) at the anchors, each (R, H)
+        positions, mask = reconstruct_targets(anchors, self.cfg.subseq_len)  # (R, L), (R, L-1)
+        tokens = x[w.rows.to(x.device).unsqueeze(1), positions.to(x.device)]  # (R, L, C)
+        return self.reconstructor(torch.cat(end, dim=-1), tokens, mask)
+
+    def _predict(self, x, w: Windows, start: State) -> tuple[torch.Tensor, int]:
+        """p-LSTM: the aux RNN, stacked on the main outputs from each anchor on, predicts the next element.
+
+        The L steps are backpropagated in segments of aux_truncate steps; main and aux RNN both restart each
+        segment from their detached state where the previous one ended (the paper truncates "to 300 for both
+        supervised and auxiliary losses"; docs/decisions.md M11).
+        """
+        nll, count, head_state = x.new_zeros((), dtype=torch.float32), 0, None
+        for seg in segments(w, self.cfg.aux_truncate):
+            main_out, end = run_window(self.core, self.encoder, x, seg, start)  # (R, W, H)
+            if main_out is None:
+                break
+            positions, mask = predict_targets(seg, main_out.shape[1])  # (R, W) each
+            targets = x[seg.rows.to(x.device).unsqueeze(1), positions.to(x.device)]  # (R, W, C)
+            s, n, head_state = self.predictor(main_out, targets, mask, head_state)
+            nll, count = nll + s, count + n
+            start = detach_state(end)
+            head_state = detach_state(head_state)
+        return nll, count
 
     def num_parameters(self) -> dict[str, int]:
         """Parameter counts of the main network and of the auxiliary heads."""

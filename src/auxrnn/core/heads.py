@@ -10,6 +10,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from auxrnn.core.encoders import Encoder
+from auxrnn.core.recurrent import init_forget_bias
 
 
 def feed_forward(d_in: int, d_hidden: int, d_out: int, dropout: float = 0.0) -> nn.Sequential:
@@ -52,13 +53,14 @@ class Reconstructor(nn.Module):
     """
 
     def __init__(self, channels, state_size, embed_dim=128, hidden=256, layers=2, ffn_hidden=256,
-                 encoder="embedding", dropout=0.0, teacher_forcing=True):
+                 encoder="embedding", dropout=0.0, teacher_forcing=True, forget_bias=1.0):
         super().__init__()
         self.channels, self.hidden, self.layers = tuple(channels), hidden, layers
         self.teacher_forcing = teacher_forcing
         self.encoder = Encoder(self.channels, embed_dim, encoder)
         self.init = nn.Linear(state_size, 2 * hidden)
         self.rnn = nn.LSTM(embed_dim, hidden, layers, batch_first=True)
+        init_forget_bias(self.rnn, forget_bias)
         self.out = feed_forward(hidden, ffn_hidden, sum(self.channels), dropout)
 
     def _start(self, state: torch.Tensor):
@@ -89,13 +91,19 @@ class Reconstructor(nn.Module):
 class Predictor(nn.Module):
     """p-LSTM head: an auxiliary LSTM stacked on the main outputs from the anchor on, predicting the next input."""
 
-    def __init__(self, channels, input_size, hidden=256, layers=2, ffn_hidden=256, dropout=0.0):
+    def __init__(self, channels, input_size, hidden=256, layers=2, ffn_hidden=256, dropout=0.0, forget_bias=1.0):
         super().__init__()
         self.channels = tuple(channels)
         self.rnn = nn.LSTM(input_size, hidden, layers, batch_first=True)
+        init_forget_bias(self.rnn, forget_bias)
         self.out = feed_forward(hidden, ffn_hidden, sum(self.channels), dropout)
 
-    def forward(self, main_out: torch.Tensor, targets: torch.Tensor, mask: torch.Tensor):
-        """main_out: (R, W, H) main outputs with grad; targets: (R, W, C); mask: (R, W) CPU bool."""
-        out, _ = self.rnn(main_out)
-        return token_nll(self.out(out), targets, mask, self.channels)
+    def forward(self, main_out: torch.Tensor, targets: torch.Tensor, mask: torch.Tensor, state=None):
+        """main_out: (R, W, H) main outputs with grad; targets: (R, W, C); mask: (R, W) CPU bool.
+
+        state: the head's (h, c), each (layers, R, hidden), where the previous segment ended; None = zeros.
+        Returns (summed NLL, token count, state after the last of the W steps).
+        """
+        out, state = self.rnn(main_out, state)  # (R, W, hidden)
+        nll, count = token_nll(self.out(out), targets, mask, self.channels)
+        return nll, count, state

@@ -7,7 +7,8 @@ own windows from their own detached states, so overlapping windows never cut eac
     x:        0 ........................................................ len
     sup (K):                                           [len-K ....... len) -> classifier
     r-LSTM:               [a-K_aux ...... a) -> S_a -> decoder rebuilds x[a-L : a]
-    p-LSTM:                        S_a -> [a ...... a+L) -> aux RNN predicts x[a+1 : a+L+1]
+    p-LSTM:                        S_a -> [a ..a+K)[a+K ..a+2K)..a+L) -> aux RNN predicts x[a+1 : a+L+1]
+                                          each segment of K_aux steps from its own detached state
 
 `start` and `width` are (R,) int64 CPU tensors; `rows` says which batch row each window reads.
 """
@@ -60,6 +61,19 @@ def predict_windows(anchors: torch.Tensor, lengths: torch.Tensor, subseq_len: in
     rows = torch.arange(B).repeat_interleave(n)
     width = torch.clamp(torch.minimum(torch.full_like(a, subseq_len), lengths.long()[rows] - a - 1), min=0)
     return Windows(rows, a, width)
+
+
+def segments(windows: Windows, length: int) -> list[Windows]:
+    """Cut each window into consecutive segments of at most `length` steps (truncated BPTT inside it).
+
+    Segment k of window r covers ``[start + k*length, start + min((k+1)*length, width))``; all segments k
+    share one Windows (width 0 where window r is already done), so a segment runs as one batched call.
+    """
+    if length < 1:
+        raise ValueError(f"segment length must be >= 1, got {length}")
+    n = -(-windows.max_width // length)  # ceil
+    return [Windows(windows.rows, windows.start + k * length, torch.clamp(windows.width - k * length, 0, length))
+            for k in range(n)]
 
 
 def reconstruct_targets(anchors: torch.Tensor, subseq_len: int) -> tuple[torch.Tensor, torch.Tensor]:

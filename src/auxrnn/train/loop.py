@@ -31,6 +31,7 @@ import torch
 from auxrnn.train import batches, checkpoint, distributed
 from auxrnn.train.models import build_run_model, parameter_text
 from auxrnn.train.config import RunConfig, dump_yaml, fit_to_data
+from auxrnn.train.cpu import flush_denormals
 from auxrnn.train.metrics import MetricsLog, peak_memory_mib, read_summary, write_summary
 from auxrnn.train.optim import build_optimizer, lr_at, phase_of
 
@@ -89,11 +90,12 @@ def evaluate(model: torch.nn.Module, ds, cfg: RunConfig, d: distributed.Dist) ->
     was_training = model.training
     model.eval()
     correct = count = 0
-    for x, lengths, y in batches.eval_batches(ds, cfg.data.eval_batch_size, d.rank, d.world_size, cfg.data.workers):
-        with _amp(cfg, d.device):
-            logits = model.predict(x.to(d.device, non_blocking=True), lengths)
-        correct += int((logits.argmax(-1).cpu() == y).sum())
-        count += int(y.numel())
+    with flush_denormals(d.device):
+        for x, lengths, y in batches.eval_batches(ds, cfg.data.eval_batch_size, d.rank, d.world_size, cfg.data.workers):
+            with _amp(cfg, d.device):
+                logits = model.predict(x.to(d.device, non_blocking=True), lengths)
+            correct += int((logits.argmax(-1).cpu() == y).sum())
+            count += int(y.numel())
     model.train(was_training)
     correct, count = (int(v) for v in distributed.all_reduce([correct, count], d))
     assert count == len(ds), f"evaluation scored {count} of {len(ds)} examples"
@@ -150,7 +152,8 @@ def train(cfg: RunConfig, run_dir: Path, *, resume: bool = False, until_step: in
     run_dir = Path(run_dir)
     d = distributed.setup(cfg.train.device)
     try:
-        return _train(cfg, run_dir, d, resume, until_step, progress, on_start)
+        with flush_denormals(d.device):
+            return _train(cfg, run_dir, d, resume, until_step, progress, on_start)
     except BaseException as exc:
         from auxrnn.baselines import is_oom
 
