@@ -86,6 +86,26 @@ def test_reproduce_runs_resumes_and_tabulates(tmp_path, monkeypatch, capsys):
     assert f"--preset {preset}" in rows[1] and "model.aux=predict" in rows[1]
     summary = json.loads((root / "tiny" / "b" / "summary.json").read_text())
     assert f"| {summary['test_accuracy']:.2f} |" in rows[1]
+    assert f"| {summary['steps']} | {summary['epochs']:.2f} |" in rows[1]
+    assert (root / "tiny.png").stat().st_size > 1000  # both cells' curves in one picture
+
+
+def test_published_run_files_regenerate_the_same_table(tmp_path, monkeypatch):
+    preset = tmp_path / "tiny.yaml"
+    preset.write_text("\n".join([
+        "data.name: copy", "data.options.length: 20", "data.options.size: 16", "data.batch_size: 8",
+        "data.val_size: 4", "model.aux: none", "model.truncate: 5", "model.hidden: 8", "model.embed_dim: 4",
+        "model.ffn_hidden: 8", "train.steps: 2", "train.eval_every: 1", "train.tensorboard: false"]) + "\n")
+    exp = reproduce.Experiment("tiny", "A tiny table", "For the test.", [reproduce.Cell("a", "LSTM", str(preset), "11.3")])
+    monkeypatch.setitem(reproduce.EXPERIMENTS, "tiny", exp)
+    root, docs = tmp_path / "runs", tmp_path / "docs"
+    assert main(["reproduce", "tiny", "--out", str(root), "--results", str(tmp_path / "r.md"), "--publish", str(docs)]) == 0
+    assert sorted(p.name for p in (docs / "tiny" / "a").iterdir()) == ["config.yaml", "metrics.jsonl", "summary.json"]
+    assert (docs / "tiny.png").exists() and not list(docs.rglob("*.pt"))
+    assert reproduce.markdown_table("tiny", docs) == reproduce.markdown_table("tiny", root)
+    row = next(line for line in reproduce.markdown_table("tiny", docs).splitlines() if line.startswith("| a "))
+    summary = json.loads((docs / "tiny" / "a" / "summary.json").read_text())
+    assert f"| {summary['test_accuracy']:.2f} | {summary['val_accuracy']:.2f} | 11.3 | finished | 2 |" in row
 
 
 def test_collect_shows_cells_not_run_yet(tmp_path):

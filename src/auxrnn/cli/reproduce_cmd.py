@@ -26,6 +26,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="run cells whose recorded result is out-of-memory again (default: keep the result)")
     p.add_argument("--dry-run", action="store_true", help="list the cells and their exact commands; run nothing")
     p.add_argument("--collect", action="store_true", help="only tabulate the existing run folders; run nothing")
+    p.add_argument("--publish", type=Path, default=None, metavar="DIR",
+                   help="also copy each cell's config.yaml, summary.json and metrics.jsonl (no checkpoints) to "
+                        "DIR/<experiment>/<cell>/ and the curves PNG to DIR/<experiment>.png")
     p.add_argument("--debug", action="store_true", help="show tracebacks")
     p.set_defaults(func=run)
 
@@ -33,13 +36,14 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args) -> int:
     from auxrnn import reproduce
     from auxrnn.cli.train_cmd import setup_logging
+    from auxrnn.train.config import parse_overrides
 
     names = [n.strip() for n in args.name.split(",") if n.strip()]
     exps = [reproduce.get(n) for n in names]
     if args.parallel < 1:
         raise ValueError(f"--parallel {args.parallel}: must be >= 1")
     cells = [c.strip() for c in args.cells.split(",") if c.strip()] if args.cells else None
-    extra = reproduce.parse_extra(args.overrides)
+    extra = parse_overrides(args.overrides)
     if args.device:
         extra["train.device"] = args.device
     chosen = {exp.name: reproduce.select_any(exp, cells, exps) for exp in exps}
@@ -75,5 +79,13 @@ def run(args) -> int:
         table = reproduce.markdown_table(exp.name, args.out)
         reproduce.update_results(args.results, exp.name, table)
         print(table, end="")
+        png = reproduce.plot_curves(exp.name, args.out)
+        if png is not None:
+            print(f"curves: {png}")
+        if args.publish is not None:
+            files = reproduce.publish(exp.name, args.out, args.publish)
+            if png is not None:
+                reproduce.plot_curves(exp.name, args.out, args.publish / png.name)
+            print(f"published {len(files)} run files to {args.publish / exp.name}")
     print(f"updated {args.results}")
     return status

@@ -9,8 +9,23 @@ denormals, 0.16 s flushed. Flushing changes nothing a float32 sum of normal numb
 from __future__ import annotations
 
 import contextlib
+import platform
+from functools import lru_cache
 
 import torch
+
+
+@lru_cache(maxsize=1)
+def cpu_model() -> str:
+    """The processor's name (/proc/cpuinfo on Linux), else the architecture: results name their machine."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
 
 
 def flushing_denormals() -> bool:

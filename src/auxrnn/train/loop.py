@@ -16,7 +16,6 @@ import datetime as _dt
 import hashlib
 import logging
 import math
-import platform
 import random
 import signal
 import sys
@@ -31,7 +30,7 @@ import torch
 from auxrnn.train import batches, checkpoint, distributed
 from auxrnn.train.models import build_run_model, parameter_text
 from auxrnn.train.config import RunConfig, dump_yaml, fit_to_data
-from auxrnn.train.cpu import flush_denormals
+from auxrnn.train.cpu import cpu_model, flush_denormals
 from auxrnn.train.metrics import MetricsLog, peak_memory_mib, read_summary, write_summary
 from auxrnn.train.optim import build_optimizer, lr_at, phase_of
 
@@ -81,7 +80,7 @@ def _amp(cfg: RunConfig, device: torch.device):
 def device_name(device: torch.device) -> str:
     if device.type == "cuda":
         return torch.cuda.get_device_name(device)
-    return f"cpu ({platform.machine()}, {torch.get_num_threads()} threads)"
+    return f"cpu ({cpu_model()}, {torch.get_num_threads()} threads)"
 
 
 @torch.no_grad()

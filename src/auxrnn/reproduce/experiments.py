@@ -1,0 +1,169 @@
+"""The paper's tables and figures as lists of runs ("cells"), with the paper's numbers beside each.
+
+An experiment is a list of cells; a cell is one `auxrnn train` run: a preset plus a few overrides, in
+its own run folder under the reproduce root. Cells that two experiments share (Figure 4's Truncate300
+points are Table 2's CIFAR-10 runs) point at one folder.
+
+Paper numbers are Trinh et al. (ICML 2018): exact where the paper prints them (Table 2; the Transformer
+row is arXiv v3's, as cited by the S4 paper), "≈" where digitized from a figure (Figures 3 and 4),
+"unknown" where no source has them.
+"""
+from __future__ import annotations
+
+import fnmatch
+from dataclasses import dataclass, field
+
+@dataclass
+class Cell:
+    id: str                      # unique within the experiment, used as the run folder name
+    row: str                     # the row label in the paper's table / the series in its figure
+    preset: str                  # configs/<preset>.yaml
+    paper: str = "unknown"       # "96.4", "≈63.1", "unknown"
+    overrides: dict = field(default_factory=dict)
+    column: str = ""             # e.g. the sequence length of a Figure 3 point
+    run: str | None = None       # shared run folder "<experiment>/<cell>" relative to the root
+
+
+@dataclass
+class Experiment:
+    name: str
+    title: str
+    note: str
+    cells: list[Cell]
+
+
+def _table2(ds: str, title: str, paper: dict[str, str]) -> Experiment:
+    rows = [("lstm_full", "LSTM Full BP"), ("lstm_t300", "LSTM Truncate300"), ("rlstm_t300", "r-LSTM Truncate300"),
+            ("plstm_t300", "p-LSTM Truncate300"), ("rlstm_full", "r-LSTM Full BP"), ("plstm_full", "p-LSTM Full BP"),
+            ("transformer", "Transformer")]
+    return Experiment(
+        f"table2-{ds}", f"Table 2, {title}: test accuracy (%)",
+        "Paper rows from the v1/v2 table image; the Transformer row is arXiv v3's (cited by LSSL/S4).",
+        [Cell(key, label, f"{ds}_{key}", paper[key]) for key, label in rows])
+
+
+_T2 = {
+    "mnist": dict(lstm_full="98.3", lstm_t300="11.3", rlstm_t300="96.4", plstm_t300="95.4", rlstm_full="98.4", plstm_full="98.0",
+                  transformer="98.9"),
+    "pmnist": dict(lstm_full="89.4", lstm_t300="88.8", rlstm_t300="92.8", plstm_t300="92.5", rlstm_full="95.2", plstm_full="92.8",
+                   transformer="97.9"),
+    "cifar10": dict(lstm_full="58.8", lstm_t300="49.0", rlstm_t300="65.9", plstm_t300="64.7", rlstm_full="72.2", plstm_full="67.6",
+                    transformer="62.2"),
+}
+
+# Figure 3 (top), digitized: side -> (r-LSTM, p-LSTM, dashed r-LSTM [20x30?], LSTM, Transformer)
+_F3 = {40: ("≈6.8", "≈6.5", "≈10.4", "≈3.8", "≈11.8"), 48: ("≈6.2", "≈6.8", "≈9.8", "≈2.9", "≈10.3"),
+       56: ("≈5.9", "≈5.7", "≈9.0", "≈2.1", "≈6.8–7.0"), 72: ("≈4.9", "≈6.5", "≈8.9", "≈1.5", "≈4.4"),
+       80: ("≈4.9", "≈4.2", "≈8.2", "≈1.9", "≈2.9"), 96: ("≈4.0", "≈4.6", "≈7.3", "≈1.1", "≈1.9"),
+       112: ("≈3.4", "≈3.0", "≈5.0", "≈1.1", "no point"), 128: ("≈3.7", "≈2.1", "≈4.9", "no point", "no point")}
+
+
+def _table2_cpu() -> Experiment:
+    """Table 2's MNIST claim at CPU scale: Truncate300 alone stays at chance, an auxiliary loss rescues it."""
+    rows = [("lstm_t300", "LSTM Truncate300"), ("rlstm_t300", "r-LSTM Truncate300"),
+            ("plstm_t300", "p-LSTM Truncate300"), ("lstm_full", "LSTM Full BP")]
+    cells = [Cell(key, label, f"mnist_cpu_{key}", f"{_T2['mnist'][key]} (full scale)") for key, label in rows]
+    cells.append(Cell("rlstm_t300_rmsprop", "r-LSTM Truncate300 with RMSProp (decision T1)", "mnist_cpu_rlstm_t300",
+                      "–", {"optim.optimizer": "rmsprop"}))
+    return Experiment(
+        "table2-mnist-cpu", "Table 2 at CPU scale, sequential MNIST (784 steps): test accuracy (%)",
+        "The paper's main network (LSTM-128 over a 128-d pixel embedding, FFN 256-256, batch 128, Truncate300, "
+        "one anchor x 600, auxiliary BPTT 300) for 1550 steps (~3.6 epochs of 55,000 training images; 5,000 held "
+        "out for validation). Scaled down: the auxiliary model is a 1-layer LSTM-128 (paper: 2 x 256), and the "
+        "number of steps (paper: 100+ epochs). The paper's numbers are full-scale, beside ours for reference.",
+        cells)
+
+
+def _figure3() -> Experiment:
+    series = [("rlstm", "r-LSTM"), ("plstm", "p-LSTM"), ("rlstm_20x30", "r-LSTM 20x30"), ("lstm", "LSTM"),
+              ("transformer", "Transformer")]
+    cells = []
+    for i, (key, label) in enumerate(series):
+        for side, paper in _F3.items():
+            value = paper[i] + (" (dashed line, unverified)" if key == "rlstm_20x30" else "")
+            cells.append(Cell(f"{key}-{side}", label, f"dogs_{key}", value, {"data.options.side": side},
+                              column=f"T={side * side}"))
+    return Experiment("figure3", "Figure 3, StanfordDogs: test accuracy (%) against sequence length",
+                      "Lengths 40..128 squared (inferred from the digitized x positions); chance is 0.83%.", cells)
+
+
+_F4 = {"rlstm": ("r-LSTM", {300: "65.9", 200: "≈63.1", 100: "≈60.6", 50: "≈57.6", 1: "≈46.1", 0: "≈37.5"}),
+       "plstm": ("p-LSTM", {300: "64.7", 200: "≈62", 100: "≈60.5", 50: "≈58.5–59", 1: "≈47", 0: "≈34.7"})}
+
+
+def _figure4() -> Experiment:
+    cells = [Cell("lstm_full", "LSTM Full BP (reference line)", "cifar10_lstm_full", "58.8", run="table2-cifar10/lstm_full")]
+    for key, (label, points) in _F4.items():
+        for k, paper in points.items():
+            if k == 300:
+                cells.append(Cell(f"{key}_t300", label, f"cifar10_{key}_t300", paper, column="BPTT 300",
+                                  run=f"table2-cifar10/{key}_t300"))
+            else:
+                cells.append(Cell(f"{key}_t{k}", label, f"cifar10_{key}_t{k}", paper,
+                                  column="no supervised BPTT" if k == 0 else f"BPTT {k}"))
+    return Experiment("figure4", "Figure 4, CIFAR-10: shrinking the supervised BPTT length, test accuracy (%)",
+                      "Truncate300 points are the Table 2 runs; values below 300 are digitized (±0.3).", cells)
+
+
+def _ablation(name: str, title: str, items: list[tuple[str, str, str]]) -> Experiment:
+    cells = []
+    for cid, label, preset in items:
+        shared = "table2-mnist/rlstm_t300" if preset == "mnist_rlstm_t300" else None
+        cells.append(Cell(cid, label, preset, "unknown", run=shared))
+    return Experiment(name, title, "MNIST, r-LSTM Truncate300; the paper's numbers are not available.", cells)
+
+
+EXPERIMENTS: dict[str, Experiment] = {e.name: e for e in [
+    _table2("mnist", "sequential MNIST", _T2["mnist"]),
+    _table2("pmnist", "permuted MNIST", _T2["pmnist"]),
+    _table2("cifar10", "sequential CIFAR-10", _T2["cifar10"]),
+    _table2_cpu(),
+    _figure3(),
+    _figure4(),
+    Experiment("dbpedia", "DBpedia, character level: test accuracy (%)",
+               "The paper's DBpedia numbers were not found in any reachable source.",
+               [Cell("rlstm", "r-LSTM", "dbpedia_rlstm"), Cell("plstm", "p-LSTM", "dbpedia_plstm"),
+                Cell("lstm", "LSTM", "dbpedia_lstm"), Cell("sa_lstm", "SA-LSTM", "dbpedia_sa_lstm"),
+                Cell("lm_lstm", "LM-LSTM", "dbpedia_lm_lstm")]),
+    _ablation("ablation-anchors", "Anchors x subsequence length at a fixed 600-step budget",
+              [("1x600", "1 x 600", "mnist_rlstm_t300"), ("2x300", "2 x 300", "mnist_rlstm_t300_2x300"),
+               ("4x150", "4 x 150", "mnist_rlstm_t300_4x150"), ("20x30", "20 x 30", "mnist_rlstm_t300_20x30")]),
+    _ablation("ablation-subseq", "Subsequence length, one anchor",
+              [("1x100", "1 x 100", "mnist_rlstm_t300_1x100"), ("1x300", "1 x 300", "mnist_rlstm_t300_1x300"),
+               ("1x600", "1 x 600", "mnist_rlstm_t300")]),
+    _ablation("ablation-weight", "Auxiliary loss weight",
+              [("w0.1", "aux_weight 0.1", "mnist_rlstm_t300_w0p1"), ("w1", "aux_weight 1", "mnist_rlstm_t300"),
+               ("w10", "aux_weight 10", "mnist_rlstm_t300_w10")]),
+    Experiment("default", "The default job (configs/default.yaml): a few minutes on a CPU",
+               "A smoke test of the whole pipeline on real MNIST, not a paper number.",
+               [Cell("default", "r-LSTM (small)", "default", "unknown")]),
+]}
+
+
+def get(name: str) -> Experiment:
+    if name not in EXPERIMENTS:
+        raise ValueError(f"unknown experiment {name!r}; choose one of {', '.join(EXPERIMENTS)}")
+    return EXPERIMENTS[name]
+
+
+def select(exp: Experiment, cells: list[str] | None) -> list[Cell]:
+    """The cells named in `cells` (ids or shell-style globs), all when None; unknown names are an error."""
+    if not cells:
+        return list(exp.cells)
+    chosen = []
+    for pattern in cells:
+        hits = [c for c in exp.cells if fnmatch.fnmatchcase(c.id, pattern)]
+        if not hits:
+            raise ValueError(f"experiment {exp.name!r} has no cell {pattern!r}; cells: {', '.join(c.id for c in exp.cells)}")
+        chosen += [c for c in hits if c not in chosen]
+    return chosen
+
+
+def select_any(exp: Experiment, cells: list[str] | None, exps: list[Experiment]) -> list[Cell]:
+    """select() over several experiments: a pattern must match a cell of at least one of them."""
+    if not cells or len(exps) == 1:
+        return select(exp, cells)
+    for pattern in cells:
+        if not any(fnmatch.fnmatchcase(c.id, pattern) for e in exps for c in e.cells):
+            raise ValueError(f"no cell {pattern!r} in experiments {', '.join(e.name for e in exps)}")
+    return [c for c in exp.cells if any(fnmatch.fnmatchcase(c.id, p) for p in cells)]
