@@ -10,11 +10,21 @@ A checkpoint holds everything a run needs to continue as if it had never stopped
     data         extra data state, e.g. the pMNIST permutation, checked on resume
     wall_seconds training time spent so far over all slices
 
-It is written to a temporary file and moved into place with os.replace, so a crash mid-write leaves the
-previous checkpoint intact, and it loads with `torch.load(weights_only=True)`: no pickled code.
+Two checkpoints are kept, each with its sha256 beside it:
+
+    RUN/checkpoints/last.pt   last.pt.sha256     the newest
+    RUN/checkpoints/prev.pt   prev.pt.sha256     the one before it
+
+A save writes the new file under a temporary name, then rotates last -> prev and moves the new one
+into place with os.replace, so a crash at any moment leaves at least one verified checkpoint. A load
+checks the checksum and then loads with `torch.load(weights_only=True)` (no pickled code); resuming falls
+back to prev.pt with a warning when last.pt is missing, torn or corrupted (`resume_point`).
 """
 from __future__ import annotations
 
+import hashlib
+import io
+import logging
 import os
 import random
 from pathlib import Path
@@ -24,6 +34,14 @@ import torch
 
 FORMAT = 1
 LAST = "last.pt"
+PREV = "prev.pt"
+FOLDER = "checkpoints"
+
+log = logging.getLogger("auxrnn.train")
+
+
+class CheckpointError(RuntimeError):
+    """No checkpoint of a run could be loaded; the message names every file tried and why it failed."""
 
 
 def capture_rng(anchor_gen: torch.Generator, device: torch.device) -> dict:
@@ -53,34 +71,97 @@ def restore_rng(state: dict, anchor_gen: torch.Generator, device: torch.device) 
         torch.cuda.set_rng_state(state["cuda"], device)
 
 
-def save(path: Path, payload: dict) -> None:
-    """Write atomically: a temporary file in the same folder, fsync, then os.replace."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as f:
-        torch.save({"format": FORMAT, **payload}, f)
+def _sidecar(path: Path) -> Path:
+    return path.with_name(path.name + ".sha256")
+
+
+def _write(path: Path, data: bytes) -> None:
+    with open(path, "wb") as f:
+        f.write(data)
         f.flush()
         os.fsync(f.fileno())
+
+
+def save(path: Path, payload: dict) -> None:
+    """Write `path` (normally RUN/checkpoints/last.pt) and its checksum; the old one becomes prev.pt.
+
+    Every file is written under a temporary name, fsynced and moved with os.replace; the rotation moves
+    the old pair away before the new pair arrives, so no moment leaves a checkpoint beside a wrong checksum.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    buf = io.BytesIO()
+    torch.save({"format": FORMAT, **payload}, buf)
+    data = buf.getvalue()
+    tmp, tmp_sum = path.with_name(path.name + ".tmp"), path.with_name(path.name + ".sha256.tmp")
+    _write(tmp, data)
+    _write(tmp_sum, (hashlib.sha256(data).hexdigest() + "\n").encode())
+    if path.exists():
+        prev = path.with_name(PREV)
+        os.replace(path, prev)
+        if _sidecar(path).exists():
+            os.replace(_sidecar(path), _sidecar(prev))
+        else:
+            _sidecar(prev).unlink(missing_ok=True)
+    os.replace(tmp_sum, _sidecar(path))
     os.replace(tmp, path)
 
 
 def load(path: Path) -> dict:
-    """Load a checkpoint on CPU with weights_only=True."""
+    """Load a checkpoint on CPU with weights_only=True, after checking its sha256 when one is beside it.
+
+    Raises CheckpointError naming the file for a missing, torn, corrupted or foreign file.
+    """
     path = Path(path)
     if not path.exists():
-        raise FileNotFoundError(f"no checkpoint at {path}")
-    ckpt = torch.load(path, map_location="cpu", weights_only=True)
+        raise CheckpointError(f"no checkpoint at {path}")
+    data = path.read_bytes()
+    side = _sidecar(path)
+    if side.exists():
+        want = side.read_text().strip()
+        if hashlib.sha256(data).hexdigest() != want:
+            raise CheckpointError(f"{path} does not match its checksum {side} (torn or corrupted file)")
+    try:
+        ckpt = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - torch raises many kinds for a damaged zip/pickle
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise CheckpointError(f"{path} cannot be read as a checkpoint ({type(exc).__name__}: {first[:200]})") from None
     if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
-        raise ValueError(f"{path} is not an auxrnn checkpoint (format {FORMAT})")
+        raise CheckpointError(f"{path} is not an auxrnn checkpoint (format {FORMAT})")
     return ckpt
+
+
+def resume_point(run_dir: Path) -> tuple[dict | None, Path | None]:
+    """The checkpoint a resumed run continues from: last.pt, else prev.pt (with a warning), else none.
+
+    (None, None) when the run never wrote a checkpoint (no RUN/checkpoints folder): it starts from step 0.
+    Raises CheckpointError when the folder exists but neither file loads, so that a lost checkpoint never
+    silently restarts a run from scratch.
+    """
+    folder = Path(run_dir) / FOLDER
+    if not folder.is_dir():
+        return None, None
+    problems = []
+    for name in (LAST, PREV):
+        path = folder / name
+        try:
+            ckpt = load(path)
+        except CheckpointError as exc:
+            problems.append(str(exc))
+            continue
+        if problems:
+            log.warning("%s; resuming from the previous checkpoint %s (step %d)", problems[0], path, ckpt["step"])
+        return ckpt, path
+    raise CheckpointError(
+        f"cannot resume {run_dir}: " + "; ".join(problems) + f". To start this run again from step 0, delete "
+        f"{folder}; to keep it, restore a checkpoint there")
 
 
 def find(run_or_file: Path) -> Path:
     """A checkpoint file given a run folder (RUN/checkpoints/last.pt) or the file itself."""
     p = Path(run_or_file)
     if p.is_dir():
-        p = p / "checkpoints" / LAST
+        p = p / FOLDER / LAST
     if not p.exists():
         raise FileNotFoundError(f"no checkpoint at {p}: give a run folder holding checkpoints/{LAST} or a .pt file")
     return p

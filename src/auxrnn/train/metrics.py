@@ -41,17 +41,29 @@ def _clean(record: dict) -> dict:
 
 
 class MetricsLog:
-    """Append-only JSON lines plus (optionally) TensorBoard scalars."""
+    """Append-only JSON lines plus (optionally) TensorBoard scalars.
 
-    def __init__(self, run_dir: Path, tensorboard: bool = True):
+    keep_until: None for a new run. For a resumed run, the step of the checkpoint it continues from:
+    every record after that step (written between the checkpoint and a crash) is dropped from
+    metrics.jsonl and purged from the TensorBoard events, so the steps that are trained again appear
+    once, as in a run that never stopped. -1 drops everything (a run restarted from step 0).
+    """
+
+    def __init__(self, run_dir: Path, tensorboard: bool = True, keep_until: int | None = None):
         self.path = Path(run_dir) / METRICS
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        if keep_until is not None and self.path.exists():
+            kept = [r for r in read_metrics(run_dir) if int(r.get("step", 0)) <= keep_until]
+            tmp = self.path.with_name(self.path.name + ".tmp")
+            tmp.write_text("".join(json.dumps(r) + "\n" for r in kept))
+            tmp.replace(self.path)
         self._file = open(self.path, "a", buffering=1)
         self._tb = None
         if tensorboard:
             from torch.utils.tensorboard import SummaryWriter
 
-            self._tb = SummaryWriter(log_dir=str(Path(run_dir) / "tensorboard"))
+            purge = None if keep_until is None else keep_until + 1  # events at steps >= purge are dropped
+            self._tb = SummaryWriter(log_dir=str(Path(run_dir) / "tensorboard"), purge_step=purge)
 
     def write(self, record: dict) -> None:
         record = _clean(record)
