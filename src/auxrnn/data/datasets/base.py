@@ -1,0 +1,261 @@
+"""What every dataset shares: the data root, `DatasetInfo`, the shape each class declares, the fetch mixin.
+
+Files live under ``<data root>/<ClassName>/raw`` (derived caches under ``.../processed``). The data root
+is the `root` argument, else ``$AUXRNN_DATA``, else a per-user cache folder. Every item is
+``(x, y)``: x a uint8 (or int64) tensor (T,) or (T, C), y an int.
+"""
+from __future__ import annotations
+
+import inspect
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, ClassVar, NamedTuple, Sequence
+
+import torch
+from torch.utils.data import Dataset
+
+from .. import sequences
+from ..integrity import folder_from_env, try_sources
+
+log = logging.getLogger("auxrnn.data")
+
+SPLITS = ("train", "test")
+
+
+def data_root(root: str | os.PathLike | None = None) -> Path:
+    """The data root: `root`, else ``$AUXRNN_DATA``, else the per-user cache folder of auxrnn."""
+    if root is not None:
+        return Path(root).expanduser()
+    env = os.environ.get("AUXRNN_DATA")
+    if env:
+        return Path(env).expanduser()
+    import pooch
+
+    return Path(pooch.os_cache("auxrnn"))
+
+
+@dataclass(frozen=True)
+class DatasetInfo:
+    name: str
+    n_classes: int
+    channels: tuple[int, ...]  # vocabulary size of each input channel
+    # steps per item; for variable-length data, the longest item of the split (from `static_info`: the bound
+    # max_len that no item exceeds, which the longest item reaches when some document is that long)
+    seq_len: int
+    variable_length: bool
+
+
+class Shape(NamedTuple):
+    """A dataset's shape as its class declares it; None where the files decide (measured when loaded)."""
+
+    n_classes: int | None
+    channels: tuple[int, ...]
+    seq_len: int | None  # for variable-length data: the bound on an item's length (None: unbounded)
+    variable_length: bool = False
+
+
+def check_split(split: str) -> str:
+    if split not in SPLITS:
+        raise ValueError(f"unknown split {split!r}; valid choices: {', '.join(SPLITS)}")
+    return split
+
+
+class SequenceDataset(Dataset):
+    """Common shape: `name`, `split`, `root`, `info`, `__len__`, `__getitem__`, a useful repr.
+
+    The shape is declared once, on the class: the class attributes `n_classes`, `channels`, `seq_len` and
+    `variable_length` (None: the files decide), combined with the options named in `shape_options` by the
+    classmethod `shape`. `static_info` (no file read) and `info` (of a loaded split) both come from `shape`;
+    `info` replaces only what `_measure` reads from the files.
+    """
+
+    name: ClassVar[str] = ""
+    folder_name: ClassVar[str | None] = None  # default: the class name
+    n_classes: ClassVar[int | None] = None
+    channels: ClassVar[tuple[int, ...]]  # every class declares it
+    seq_len: ClassVar[int | None] = None
+    variable_length: ClassVar[bool] = False
+    shape_options: ClassVar[tuple[str, ...]] = ()  # options `shape` reads; instances keep them as attributes
+
+    def __init__(self, split: str = "train", root: str | os.PathLike | None = None):
+        self.split = check_split(split)
+        self.root = data_root(root)
+
+    # ---- options and shape
+    @classmethod
+    def option_defaults(cls) -> dict[str, Any]:
+        """Every option of the constructor besides split and root, with its default, in signature order."""
+        out: dict[str, Any] = {}
+        for klass in cls.__mro__:
+            if "__init__" not in vars(klass):
+                continue
+            params = inspect.signature(klass.__init__).parameters.values()
+            for p in params:
+                if p.name in ("self", "split", "root") or p.kind in (p.VAR_KEYWORD, p.VAR_POSITIONAL):
+                    continue
+                out.setdefault(p.name, p.default)
+            if not any(p.kind == p.VAR_KEYWORD for p in params):
+                break
+        return out
+
+    @classmethod
+    def shape(cls, **options: Any) -> Shape:
+        """The shape for `options` (those of `shape_options`, defaults filled in), without reading a file."""
+        return Shape(cls.n_classes, tuple(cls.channels), cls.seq_len, cls.variable_length)
+
+    @classmethod
+    def static_info(cls, options: dict | None = None) -> DatasetInfo | None:
+        """The shape for `options` known without reading a file; None when the files decide part of it."""
+        full = {**cls.option_defaults(), **(options or {})}
+        s = cls.shape(**{k: full[k] for k in cls.shape_options})
+        if s.n_classes is None or s.seq_len is None:
+            return None
+        return DatasetInfo(cls.name, int(s.n_classes), tuple(s.channels), int(s.seq_len), bool(s.variable_length))
+
+    def _shape_args(self) -> dict[str, Any]:
+        return {k: getattr(self, k) for k in self.shape_options}
+
+    def _measure(self) -> dict[str, Any]:
+        """The fields of `Shape` this split's files decide (the rest is the class's declaration)."""
+        return {}
+
+    @property
+    def info(self) -> DatasetInfo:
+        s = self.shape(**self._shape_args())._replace(**self._measure())
+        return DatasetInfo(self.name, int(s.n_classes), tuple(s.channels), int(s.seq_len), bool(s.variable_length))
+
+    # ---- files
+    @property
+    def folder(self) -> Path:
+        return self.root / (self.folder_name or type(self).__name__)
+
+    @property
+    def raw_folder(self) -> Path:
+        return self.folder / "raw"
+
+    @property
+    def processed_folder(self) -> Path:
+        return self.folder / "processed"
+
+    @property
+    def location(self) -> Path:
+        """Where this dataset's files live (shown by `auxrnn data info`)."""
+        return self.raw_folder
+
+    def extra_repr(self) -> str:
+        return ""
+
+    def __repr__(self) -> str:
+        i = self.info
+        lines = [
+            f"Number of items: {len(self)}",
+            f"Split: {self.split}",
+            f"Location: {self.location}",
+            f"Classes: {i.n_classes}, channels: {i.channels}, "
+            f"sequence length: {i.seq_len}{' (variable)' if i.variable_length else ''}",
+        ]
+        extra = self.extra_repr()
+        if extra:
+            lines += extra.splitlines()
+        return f"{type(self).__name__} ({self.name})\n" + "\n".join("    " + s for s in lines)
+
+
+class _Fetched:
+    """A dataset fetched on first use from the first of its `sources()` that works, verified before install.
+
+    Subclasses give `check_exists`, `sources` and the two message parts `_not_found` and `_manual_hint`.
+    """
+
+    name: ClassVar[str]
+    raw_folder: Path
+
+    def _what(self) -> str:
+        return f"{type(self).__name__} files"
+
+    def _not_found(self) -> str:
+        return f"{type(self).__name__} not found or incomplete under {self.raw_folder}."
+
+    def _manual_hint(self) -> str:
+        raise NotImplementedError
+
+    def check_exists(self) -> bool:
+        raise NotImplementedError
+
+    def sources(self) -> list[tuple[str, Callable[[], None]]]:
+        raise NotImplementedError
+
+    def _ensure(self, download: bool) -> None:
+        """Fetch the files if they are missing, or say how to get them when `download` is off."""
+        if self.check_exists():
+            return
+        if not download:
+            raise RuntimeError(f"{self._not_found()} Use download=True (or `auxrnn data fetch {self.name}`) "
+                               f"to fetch it. {self._manual_hint()}")
+        self.download()
+
+    def download(self) -> None:
+        """Fetch, verify and install the files; returns at once when they are already there."""
+        if self.check_exists():
+            return
+        self.raw_folder.mkdir(parents=True, exist_ok=True)
+        try_sources(self._what(), self.sources(), f"{self._not_found()} {self._manual_hint()}")
+
+    def _folder_then_mirrors(self, env: str, mirrors: Sequence, label: Callable = str):
+        """Sources: the local folder (`local_dir` or $env) through `_fetch_from_folder`, then each mirror."""
+        out = []
+        local = folder_from_env(self.local_dir, env)
+        if local is not None:
+            out.append((f"local folder {local}", lambda: self._fetch_from_folder(local)))
+        return out + [(f"mirror {label(m)}", lambda m=m: self._fetch_from_mirror(m)) for m in mirrors]
+
+
+# ------------------------------------------------------------------------------------ fixed arrays
+class _ArrayDataset(SequenceDataset):
+    """Items from a whole in-memory uint8 tensor x (N, T[, C]) and int64 labels y (N,)."""
+
+    _x: torch.Tensor
+    _y: torch.Tensor
+
+    def _set_arrays(self, x, y) -> None:
+        """Keep x and y, checking them against what the class declares (its sequence length and classes)."""
+        declared = self.shape(**self._shape_args())
+        if declared.seq_len is not None and x.shape[1] != declared.seq_len:
+            raise ValueError(f"{self.location}: {type(self).__name__} items have {x.shape[1]} steps, "
+                             f"expected {declared.seq_len}")
+        top = int(y.max(initial=0))
+        if declared.n_classes is not None and top >= declared.n_classes:
+            raise ValueError(f"{self.location}: {type(self).__name__} labels must be 0..{declared.n_classes - 1}, "
+                             f"found {top}")
+        self._x = torch.from_numpy(x)
+        self._y = torch.from_numpy(y)
+
+    def __len__(self) -> int:
+        return int(self._y.shape[0])
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
+        return self._x[i], int(self._y[i])
+
+
+class _PixelPermutation:
+    """Option `perm_seed` of an image source: every item's steps reordered by one fixed permutation.
+
+    The permutation is ``sequences.make_permutation(T, perm_seed)``, drawn from its own seed and never from the
+    training seed; it is exposed as `.permutation` (int64 (T,), None without one) so a run saves it in its
+    checkpoints and checks it on resume and eval.
+    """
+
+    _x: torch.Tensor
+    perm_seed: int | None = None
+    permutation: torch.Tensor | None = None
+
+    def _permute_steps(self, perm_seed: int | None) -> None:
+        self.perm_seed = None if perm_seed is None else int(perm_seed)
+        if self.perm_seed is None:
+            return
+        self.permutation = sequences.make_permutation(int(self._x.shape[1]), self.perm_seed)
+        self._x = self._x[:, self.permutation].contiguous()
+
+    def extra_repr(self) -> str:
+        return "" if self.perm_seed is None else f"perm_seed: {self.perm_seed}"
