@@ -3,11 +3,11 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from auxrnn.baselines import (ARCHS, PretrainedLSTMConfig, SequencePretrainedLSTM, TransformerClassifier,
-                              TransformerConfig, build_model, can_pretrain, is_oom, lm_windows,
-                              matched_transformer_config, model_config, parameter_report, run_guarded,
-                              sweep_lengths, transfer_pretrained, transformer_parameters)
-from auxrnn.model import AuxRNN, ModelConfig, StepOutput
+from auxrnn.memory import is_oom, run_guarded, sweep_lengths
+from auxrnn.models import (ARCHS, AuxRNN, ModelConfig, PretrainedLSTMConfig, SequencePretrainedLSTM, StepOutput,
+                           TransformerClassifier, TransformerConfig, build_model, can_pretrain, lm_windows,
+                           matched_transformer_config, model_config, parameter_report, rnn_parameters,
+                           transfer_pretrained, transformer_parameters)
 
 V = 12  # vocabulary of the tiny tasks
 SMALL_LSTM = dict(channels=(V,), n_classes=3, embed_dim=8, hidden=12, aux_hidden=10, aux_layers=2, ffn_hidden=16,
@@ -70,6 +70,13 @@ def test_matching_works_for_every_dataset_shape(rnn):
 def test_parameter_formula_matches_the_module(kw):
     cfg = TransformerConfig(**{**SMALL_TF, **kw})
     assert transformer_parameters(cfg) == sum(p.numel() for p in TransformerClassifier(cfg).parameters())
+
+
+@pytest.mark.parametrize("kw", [dict(aux=a, cell=c) for a in ("reconstruct", "predict", "both", "none")
+                                for c in ("lstm", "gru")] + [dict(encoder="scalar", channels=(3, 5), aux_layers=3)])
+def test_rnn_parameter_formula_matches_the_module(kw):
+    cfg = ModelConfig(**{**SMALL_LSTM, **kw})
+    assert rnn_parameters(cfg) == AuxRNN(cfg).num_parameters()  # the matched Transformer's target, unbuilt
 
 
 def test_matching_respects_overrides_and_refuses_the_impossible():
@@ -393,6 +400,6 @@ def test_sweep_with_a_real_model_step():
 def test_docs_show_the_parameter_counts_of_the_code():
     from pathlib import Path
 
-    from auxrnn.baselines import parameter_table
+    from auxrnn.models import parameter_table
     docs = Path(__file__).resolve().parents[1] / "docs" / "baselines.md"
-    assert parameter_table() in docs.read_text(), "regenerate the table with `python -m auxrnn.baselines`"
+    assert parameter_table() in docs.read_text(), "regenerate the table with `python -m auxrnn.models`"

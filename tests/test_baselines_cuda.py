@@ -3,8 +3,8 @@ import pytest
 import torch
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
-from auxrnn.baselines import TransformerClassifier, build_model, matched_transformer_config, run_guarded, sweep_lengths
-from auxrnn.model import ModelConfig
+from auxrnn.memory import run_guarded, sweep_lengths
+from auxrnn.models import ModelConfig, TransformerClassifier, build_model, matched_transformer_config
 
 cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 

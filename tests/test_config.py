@@ -4,6 +4,7 @@ from __future__ import annotations
 import pytest
 
 from auxrnn.cli import main
+from auxrnn.models import check
 from auxrnn.train.config import (DataShape, build_config, fit_to_data, list_presets, parse_overrides,
                                  static_shape)
 
@@ -103,6 +104,7 @@ def test_every_preset_loads_and_validates(name):
     shape = static_shape(cfg.data)
     assert shape is not None, f"preset {name}: dataset shape unknown without data"
     fit_to_data(cfg, shape)
+    check(cfg.model, cfg.arch, shape.name)  # what needs model code, e.g. a Transformer matched to the r-LSTM
 
 
 def test_presets_cover_every_paper_cell():

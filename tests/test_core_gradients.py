@@ -4,7 +4,8 @@ import torch
 
 from auxrnn.core.anchors import sample_anchors
 from auxrnn.core.recurrent import Recurrent
-from auxrnn.model import AuxRNN, ModelConfig, as_tokens
+from auxrnn.core.inputs import as_tokens
+from auxrnn.models import AuxRNN, ModelConfig
 
 from reference import reference_loss
 

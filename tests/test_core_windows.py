@@ -5,7 +5,7 @@ from torch.autograd.graph import saved_tensors_hooks
 from auxrnn.core.anchors import anchor_range, sample_anchors
 from auxrnn.core.encoders import Encoder
 from auxrnn.core.windows import supervised_windows
-from auxrnn.model import AuxRNN, ModelConfig
+from auxrnn.models import AuxRNN, ModelConfig
 
 
 def test_all_256_pixel_values_map_to_distinct_tokens():

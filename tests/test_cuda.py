@@ -2,7 +2,7 @@
 import pytest
 import torch
 
-from auxrnn.model import AuxRNN, ModelConfig
+from auxrnn.models import AuxRNN, ModelConfig
 
 cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 

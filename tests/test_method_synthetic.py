@@ -18,7 +18,7 @@ Why the claim holds by construction:
 """
 import torch
 
-from auxrnn.model import AuxRNN, ModelConfig
+from auxrnn.models import AuxRNN, ModelConfig
 
 T, BLOCK, K, CLASSES = 36, (4, 12), 1, 4
 

@@ -10,10 +10,9 @@ import pytest
 import torch
 
 from auxrnn import reproduce
-from auxrnn.baselines import SequencePretrainedLSTM, TransformerClassifier
 from auxrnn.cli import main
+from auxrnn.models import SequencePretrainedLSTM, TransformerClassifier, build
 from auxrnn.train.config import DataShape, build_config, fit_to_data, parse_overrides
-from auxrnn.train.models import build_run_model
 
 TINY = ["--preset", "none", "data.name=copy", "data.options.length=30", "data.options.size=32", "data.batch_size=8",
         "data.eval_batch_size=7", "model.subseq_len=10", "model.truncate=10", "model.aux_truncate=10",
@@ -82,16 +81,16 @@ def test_one_function_builds_every_arch():
     base = ["model.hidden=16", "model.embed_dim=8", "model.aux_hidden=16", "model.ffn_hidden=16",
             "model.subseq_len=10"]
     cfg = fit_to_data(cfg_with(*base, *TF, "train.steps=1"), shape)
-    assert isinstance(build_run_model(cfg), TransformerClassifier)
+    assert isinstance(build(cfg.model, cfg.arch), TransformerClassifier)
     for arch, kind in (("sa-lstm", "sa"), ("lm-lstm", "lm")):
         cfg = fit_to_data(cfg_with(*base, f"arch.name={arch}", "train.pretrain_steps=1", "train.steps=1"), shape)
-        model = build_run_model(cfg)
+        model = build(cfg.model, cfg.arch)
         assert isinstance(model, SequencePretrainedLSTM) and model.cfg.kind == kind
     cfg = fit_to_data(cfg_with("train.steps=1"), DataShape("mnist", 10, (256,), 784))
-    model = build_run_model(cfg)
+    model = build(cfg.model, cfg.arch)
     assert type(model).__name__ == "AuxRNN"
     matched = fit_to_data(cfg_with("arch.name=transformer", "train.steps=1"), DataShape("mnist", 10, (256,), 784))
-    tf = build_run_model(matched)
+    tf = build(matched.model, matched.arch)
     assert (tf.cfg.d_model, tf.cfg.n_layers) == (128, 7)  # matched to the default r-LSTM (docs/baselines.md)
 
 

@@ -9,7 +9,7 @@ import numpy as np
 import torch
 
 from auxrnn.cli import main
-from auxrnn.model import AuxRNN
+from auxrnn.models import AuxRNN
 from auxrnn.train import checkpoint
 
 # A deterministic synthetic probe (copy-memory, 30 steps, 9 tokens) and a tiny r-LSTM.

@@ -14,7 +14,8 @@ from dataclasses import dataclass
 
 import torch
 
-from auxrnn.model import AuxRNN, ModelConfig
+from auxrnn.memory import run_guarded
+from auxrnn.models import AuxRNN, ModelConfig, TransformerClassifier, matched_transformer_config
 from auxrnn.train.cpu import flush_denormals
 
 # name -> ModelConfig overrides; the MNIST defaults of the paper otherwise (LSTM-128, 2x256 decoder).
@@ -44,9 +45,8 @@ class BenchSpec:
 
 
 def build_case(name: str, **overrides) -> torch.nn.Module:
-    """The model benchmarked under `name` (see CASES; "transformer" comes from auxrnn.baselines)."""
+    """The model benchmarked under `name` (see CASES; "transformer" is the one matched to the default r-LSTM)."""
     if name == "transformer":
-        from auxrnn.baselines import TransformerClassifier, matched_transformer_config
         return TransformerClassifier(matched_transformer_config(ModelConfig(), **overrides))
     name = INFERENCE.get(name, name)
     if name not in CASES:
@@ -109,17 +109,18 @@ def measure(spec: BenchSpec) -> dict:
             "concurrent": spec.concurrent, "steps_per_s": round(spec.steps / elapsed, 3)}
 
 
+def _measure_flushed(spec: BenchSpec) -> dict:
+    with flush_denormals(spec.device):  # as the training loop runs (auxrnn.train.cpu)
+        return measure(spec)
+
+
 def _measure_guarded(spec: BenchSpec) -> dict:
-    try:
-        with flush_denormals(spec.device):  # as the training loop runs (auxrnn.train.cpu)
-            return measure(spec)
-    except (torch.cuda.OutOfMemoryError, RuntimeError) as exc:
-        if "out of memory" not in str(exc).lower() and "can't allocate memory" not in str(exc):
-            raise
-        if torch.cuda.is_available():
-            torch.cuda.empty_cache()
-        return {"model": spec.model, "T": spec.T, "batch": spec.batch, "device": spec.device,
-                "step_ms": None, "peak_mib": None, "status": "oom", "error": str(exc).splitlines()[0]}
+    """measure(spec), or an "oom" record when it runs out of memory (auxrnn.memory decides what that is)."""
+    record, error = run_guarded(_measure_flushed, spec)
+    if error is None:
+        return record
+    return {"model": spec.model, "T": spec.T, "batch": spec.batch, "device": spec.device,
+            "step_ms": None, "peak_mib": None, "status": "oom", "error": error}
 
 
 def _measure_together(spec: BenchSpec) -> dict:

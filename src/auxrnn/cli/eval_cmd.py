@@ -23,11 +23,11 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args) -> int:
     import torch
 
+    from auxrnn import models
     from auxrnn.data import load_dataset
     from auxrnn.train import checkpoint, distributed
     from auxrnn.train.config import fit_to_data, from_dict, parse_overrides, set_key
     from auxrnn.train.loop import device_name, evaluate
-    from auxrnn.train.models import build_run_model
 
     path = checkpoint.find(args.target)
     ckpt = checkpoint.load(path)
@@ -46,7 +46,7 @@ def run(args) -> int:
                            f"model was trained with ({path})")
     fit_to_data(cfg, ds.info)  # the saved channels / n_classes must fit the data
     d = distributed.Dist(device=distributed.pick_device(cfg.train.device))
-    model = build_run_model(cfg).to(d.device)  # the saved arch.* and model.* (old checkpoints: arch rnn)
+    model = models.build(cfg.model, cfg.arch).to(d.device)  # the saved arch.* and model.* (old checkpoints: arch rnn)
     model.load_state_dict(ckpt["model"])
     correct, count = evaluate(model, ds, cfg, d)
     result = {

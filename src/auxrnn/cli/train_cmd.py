@@ -46,6 +46,7 @@ def setup_logging() -> None:
 
 
 def run(args) -> int:
+    from auxrnn import models
     from auxrnn.train.config import DataShape, dump_yaml, fit_to_data, parse_overrides, static_shape
     from auxrnn.train.loop import train
     from auxrnn.train.runs import new_run, resume_config
@@ -68,6 +69,7 @@ def run(args) -> int:
             info = load_dataset(cfg.data.name, "train", root=cfg.data.root, **cfg.data.options).info
             shape = DataShape(info.name, info.n_classes, tuple(info.channels), info.seq_len, info.variable_length)
         fit_to_data(cfg, shape)
+        models.check(cfg.model, cfg.arch, shape.name)
         print(dump_yaml(cfg), end="")
         return 0
 

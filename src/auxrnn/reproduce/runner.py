@@ -84,7 +84,7 @@ def run_experiment(name: str, cells: list[str] | None = None, root: Path = DEFAU
     chosen = select(exp, cells)
     if parallel > 1:
         return run_parallel([(exp, c) for c in chosen], root, extra, parallel, retry_oom=retry_oom)
-    from auxrnn.baselines import free_memory, is_oom
+    from auxrnn.memory import free_memory, is_oom
     from auxrnn.train import loop
     from auxrnn.train.runs import new_run, resume_config
 

@@ -3,20 +3,25 @@
 A run is described by five sections, each a dataclass with a default for every knob:
 
     data.*   DataConfig    which dataset, batch sizes, loader workers, optional validation split
-    model.*  ModelConfig   the (r-/p-)LSTM (auxrnn.model; channels and n_classes come from the data)
-    arch.*   ArchConfig    which model of auxrnn.baselines.ARCHS trains: rnn (default), transformer, sa-lstm, lm-lstm
+    model.*  ModelConfig   the (r-/p-)LSTM (auxrnn.models.config; channels and n_classes come from the data)
+    arch.*   ArchConfig    which model of auxrnn.models.ARCHS trains: rnn (default), transformer, sa-lstm, lm-lstm
     optim.*  OptimConfig   optimizer, learning rate and its schedule, clipping, weight decay
     train.*  TrainConfig   seed, phase lengths, aux_weight, evaluation, device, run folder, time budget
 
 A preset (`configs/NAME.yaml`) is a flat mapping of dotted keys to values and lists only what differs from
 the defaults; nested sections (`model: {truncate: 300}`) are accepted too. Command-line overrides use the
 same dotted keys (`model.truncate=300`, `optim.lr=1e-3`). Every value is checked against the type of its
-field and every key against the dataclasses: a typo is an error, never a silently ignored knob.
+field (auxrnn.train.values) and every key against the dataclasses: a typo is an error, never a silently
+ignored knob.
 
 Validation happens in two stages, both before any training work: `validate(cfg)` checks what the config
 alone can tell (choices, signs, phase lengths); `fit_to_data(cfg, info, n_train)` fills the model's
 channels and n_classes from the dataset and checks the combinations that depend on it (a subsequence
 longer than the sequences, a head that does not fit the data, a batch larger than the training set).
+The model.* and arch.* sections check themselves (auxrnn.models.config); what needs model code, such
+as the size search of a matched Transformer, is `auxrnn.models.check(cfg.model, cfg.arch)`.
+
+This module imports no torch and no model code: it is the schema, read by every command.
 """
 from __future__ import annotations
 
@@ -24,7 +29,6 @@ import dataclasses
 import difflib
 import math
 import re
-import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,7 +36,8 @@ from typing import Any
 
 import yaml
 
-from auxrnn.model import AUX_KINDS, ModelConfig
+from auxrnn.models.config import ArchConfig, ModelConfig
+from auxrnn.train.values import coerce, parse_overrides  # noqa: F401 - parse_overrides is this module's API too
 
 CONFIG_DIR = Path(__file__).resolve().parents[3] / "configs"  # <repo>/configs in a source checkout
 
@@ -85,26 +90,6 @@ class TrainConfig:
 
 
 @dataclass
-class ArchConfig:
-    """Which model of the pipeline trains (auxrnn.baselines.build_model); model.* describes the LSTM.
-
-    rnn: AuxRNN(model.*) (LSTM, r-LSTM, p-LSTM by model.aux). sa-lstm / lm-lstm: the plain LSTM of model.*
-    (model.aux is ignored) with a sequence-autoencoder / language-model pretraining phase. transformer:
-    the knobs below; 0 for d_model / n_layers = searched so that its parameter count matches the r-LSTM
-    that model.* describes (auxrnn.baselines.matched_transformer_config).
-    """
-
-    name: str = "rnn"                  # one of auxrnn.baselines.ARCHS
-    d_model: int = 0                   # transformer width; 0 = matched to the r-LSTM's parameter count
-    n_layers: int = 0                  # transformer depth; 0 = matched
-    n_heads: int = 4
-    positions: str = "sinusoidal"      # "sinusoidal" | "learned" (a max_len x d_model table)
-    readout: str = "mean"              # "mean" over real elements | "cls" token
-    checkpoint: bool = False           # recompute each layer in backward (less activation memory)
-    max_len: int = 0                   # learned positions: table length; 0 = the data's longest sequence
-
-
-@dataclass
 class RunConfig:
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
@@ -138,103 +123,12 @@ def _plain(obj):
 
 
 # --------------------------------------------------------------------------------------------------
-# Typed values
+# Keys and overrides
 # --------------------------------------------------------------------------------------------------
 
 def _hints(cls) -> dict[str, Any]:
     return typing.get_type_hints(cls)
 
-
-def _type_name(hint) -> str:
-    if isinstance(hint, type):
-        return hint.__name__
-    return str(hint).replace("typing.", "")
-
-
-def _coerce(key: str, value: Any, hint) -> Any:
-    """Return `value` as the field type `hint`, or raise ValueError naming key, value and the type."""
-    def bad(extra: str = ""):
-        raise ValueError(f"{key}={value!r} has the wrong type: expected {_type_name(hint)}{extra}")
-
-    origin = typing.get_origin(hint)
-    if origin in (typing.Union, types.UnionType):
-        members = typing.get_args(hint)
-        if value is None or (isinstance(value, str) and value.lower() in ("null", "none")):
-            if type(None) in members:
-                return None
-        for m in members:  # exact match first: 300 stays an int, "full" stays a str
-            if m is not type(None) and m in (int, float, str, bool) and type(value) is m:
-                return value
-        for m in members:
-            if m is type(None):
-                continue
-            try:
-                return _coerce(key, value, m)
-            except ValueError:
-                pass
-        bad()
-    if origin is tuple:
-        args = typing.get_args(hint)
-        if isinstance(value, (int, str)) and not isinstance(value, bool):
-            value = [value]
-        if not isinstance(value, (list, tuple)):
-            bad(" (a list)")
-        item = args[0] if args else Any
-        return tuple(_coerce(key, v, item) if item is not Any else v for v in value)
-    if origin is dict or hint is dict:
-        if not isinstance(value, dict):
-            bad(" (a mapping)")
-        return dict(value)
-    if hint is bool:
-        if isinstance(value, bool):
-            return value
-        if isinstance(value, str) and value.lower() in ("true", "false", "yes", "no", "1", "0"):
-            return value.lower() in ("true", "yes", "1")
-        bad(" (true or false)")
-    if hint is int:
-        if isinstance(value, bool):
-            bad()
-        if isinstance(value, int):
-            return value
-        if isinstance(value, float) and value.is_integer():
-            return int(value)
-        if isinstance(value, str):
-            try:
-                f = float(value)
-            except ValueError:
-                bad()
-            if f.is_integer():
-                return int(f)
-        bad()
-    if hint is float:
-        if isinstance(value, bool):
-            bad()
-        if isinstance(value, (int, float)):
-            return float(value)
-        if isinstance(value, str):  # YAML 1.1 reads "1e-3" as a string
-            try:
-                return float(value)
-            except ValueError:
-                bad()
-        bad()
-    if hint is str:
-        if isinstance(value, bool) or value is None or isinstance(value, (list, dict)):
-            bad()
-        return str(value)
-    return value
-
-
-def parse_value(text: str) -> Any:
-    """A command-line value as YAML: `300` -> 300, `1e-3` -> '1e-3' (made a float by the field type)."""
-    try:
-        return yaml.safe_load(text) if text != "" else ""
-    except yaml.YAMLError:
-        return text
-
-
-# --------------------------------------------------------------------------------------------------
-# Keys and overrides
-# --------------------------------------------------------------------------------------------------
 
 def all_keys() -> list[str]:
     """Every dotted key a preset or override may set."""
@@ -255,7 +149,7 @@ def _unknown(key: str) -> ValueError:
 def set_key(cfg: RunConfig, key: str, value: Any) -> None:
     """Set one dotted key, type-checked. `data.options.NAME` sets one dataset option."""
     if key == "preset":
-        cfg.preset = _coerce(key, value, str)
+        cfg.preset = coerce(key, value, str)
         return
     parts = key.split(".")
     if parts[0] not in SECTIONS or len(parts) < 2:
@@ -271,7 +165,7 @@ def set_key(cfg: RunConfig, key: str, value: Any) -> None:
     hints = _hints(type(section))
     if parts[1] not in hints:
         raise _unknown(key)
-    setattr(section, parts[1], _coerce(key, value, hints[parts[1]]))
+    setattr(section, parts[1], coerce(key, value, hints[parts[1]]))
 
 
 def flatten(mapping: dict, prefix: str = "") -> dict[str, Any]:
@@ -290,17 +184,6 @@ def flatten(mapping: dict, prefix: str = "") -> dict[str, Any]:
         else:
             flat[key] = v
     return flat
-
-
-def parse_overrides(items: list[str]) -> dict[str, Any]:
-    """["model.truncate=300", "optim.lr=1e-3"] -> {"model.truncate": 300, "optim.lr": "1e-3"}."""
-    out: dict[str, Any] = {}
-    for item in items:
-        key, sep, text = item.partition("=")
-        if not sep or not key.strip():
-            raise ValueError(f"override {item!r} is not of the form key=value (e.g. model.truncate=300)")
-        out[key.strip()] = parse_value(text.strip())
-    return out
 
 
 def preset_path(name: str, config_dir: Path | None = None) -> Path:
@@ -391,12 +274,8 @@ def validate(cfg: RunConfig) -> RunConfig:
         if getattr(d, key) < 0:
             raise _bad(f"data.{key}", getattr(d, key), "must be >= 0")
 
-    _choice("model.aux", m.aux, AUX_KINDS)
-    if m.truncate != "full" and (not isinstance(m.truncate, int) or m.truncate < 0):
-        raise _bad("model.truncate", m.truncate,
-                   "use 'full' (full BPTT), 0 (no supervised gradient into the LSTM) or a positive number of steps")
     try:
-        m.validate()
+        m.validate()  # model.* checks itself, truncate included
     except ValueError as exc:
         raise ValueError(str(exc)) from None
 
@@ -445,20 +324,9 @@ def validate(cfg: RunConfig) -> RunConfig:
 
 
 def _validate_arch(cfg: RunConfig) -> None:
-    """arch.* choices and the pretraining rules of each architecture."""
-    from auxrnn.baselines import ARCHS, POSITIONS, READOUTS
-
+    """arch.* choices (ArchConfig.validate) and the pretraining rules of each architecture."""
     a, m, t = cfg.arch, cfg.model, cfg.train
-    _choice("arch.name", a.name, ARCHS)
-    _choice("arch.positions", a.positions, POSITIONS)
-    _choice("arch.readout", a.readout, READOUTS)
-    for key in ("d_model", "n_layers", "max_len"):
-        if getattr(a, key) < 0:
-            raise _bad(f"arch.{key}", getattr(a, key), "must be >= 0 (0 = chosen for you)")
-    if a.n_heads < 1:
-        raise _bad("arch.n_heads", a.n_heads, "must be >= 1")
-    if a.d_model and a.d_model % a.n_heads:
-        raise _bad("arch.d_model", a.d_model, f"must be a multiple of arch.n_heads={a.n_heads}")
+    a.validate()
     pretrains = bool(t.pretrain_epochs or t.pretrain_steps)
     key, val = ("train.pretrain_epochs", t.pretrain_epochs) if t.pretrain_epochs else ("train.pretrain_steps", t.pretrain_steps)
     if a.name == "rnn" and pretrains and m.aux == "none":
@@ -490,6 +358,7 @@ def fit_to_data(cfg: RunConfig, info, n_train: int | None = None) -> RunConfig:
     Args:
         info: a DatasetInfo (or DataShape): n_classes, channels, seq_len (the longest sequence).
         n_train: training examples after any validation carve-out, when known.
+    What needs model code (a Transformer matched to the r-LSTM) is checked by auxrnn.models.check.
     """
     m, explicit = cfg.model, getattr(cfg, "_explicit", set())
     channels = tuple(int(c) for c in info.channels)
@@ -524,9 +393,6 @@ def fit_to_data(cfg: RunConfig, info, n_train: int | None = None) -> RunConfig:
                              f"({n_train} examples of {info.name!r}); choose data.batch_size <= {n_train}")
     try:
         m.validate()
-        from auxrnn.train.models import arch_model_config
-
-        arch_model_config(cfg)  # e.g. no Transformer within 10% of the r-LSTM's parameter count
     except ValueError as exc:
         raise ValueError(f"{exc} (dataset {info.name!r})") from None
     return cfg

@@ -27,8 +27,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from auxrnn import models
+from auxrnn.memory import is_oom
 from auxrnn.train import batches, checkpoint, distributed
-from auxrnn.train.models import build_run_model, parameter_text
 from auxrnn.train.config import RunConfig, dump_yaml, fit_to_data
 from auxrnn.train.cpu import cpu_model, flush_denormals
 from auxrnn.train.metrics import MetricsLog, peak_memory_mib, read_summary, write_summary
@@ -154,8 +155,6 @@ def train(cfg: RunConfig, run_dir: Path, *, resume: bool = False, until_step: in
         with flush_denormals(d.device):
             return _train(cfg, run_dir, d, resume, until_step, progress, on_start)
     except BaseException as exc:
-        from auxrnn.baselines import is_oom
-
         if is_oom(exc) and d.is_master:  # out of memory is this run's result (reproduce records it)
             record_oom(run_dir, exc, cfg)
         raise
@@ -189,6 +188,7 @@ def _train(cfg: RunConfig, run_dir: Path, d: distributed.Dist, resume: bool, unt
     t = cfg.train
     splits = batches.load_splits(cfg.data)
     fit_to_data(cfg, splits.info, len(splits.train))
+    models.check(cfg.model, cfg.arch, splits.info.name)  # e.g. no Transformer matches: refused before any work
     if cfg.data.batch_size % d.world_size:
         raise ValueError(f"data.batch_size={cfg.data.batch_size} must be divisible by the number of processes "
                          f"({d.world_size})")
@@ -208,7 +208,7 @@ def _train(cfg: RunConfig, run_dir: Path, d: distributed.Dist, resume: bool, unt
         if on_start is not None:
             on_start(cfg)
     torch.manual_seed(t.seed)  # the same initial parameters on every rank
-    model = build_run_model(cfg).to(d.device)
+    model = models.build(cfg.model, cfg.arch).to(d.device)
     optimizer = build_optimizer(model.parameters(), cfg.optim)
     gen = torch.Generator()  # the anchor generator: CPU, owned here, saved in checkpoints
     _seed_everything(t.seed + d.rank, gen)  # per-rank anchors and dropout
@@ -242,7 +242,7 @@ def _train(cfg: RunConfig, run_dir: Path, d: distributed.Dist, resume: bool, unt
     metrics = MetricsLog(run_dir, tensorboard=t.tensorboard) if d.is_master else None
     n_params = raw.num_parameters()
     if d.is_master:
-        log.info("model %s", parameter_text(cfg, raw))
+        log.info("model %s", models.parameter_text(raw, cfg.model, cfg.arch))
         log.info("run folder %s | device %s x%d | parameters %s | %d steps/epoch | pretrain %d steps, "
                  "total %d steps%s", run_dir, device_name(d.device), d.world_size, n_params,
                  plan.steps_per_epoch, plan.pretrain_steps, plan.total_steps,

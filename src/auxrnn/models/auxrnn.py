@@ -10,91 +10,20 @@ One call of `AuxRNN.forward` is one training step's losses:
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from auxrnn.core.anchors import sample_anchors
-from auxrnn.core.encoders import ENCODERS, Encoder
+from auxrnn.core.encoders import Encoder
 from auxrnn.core.heads import Predictor, Reconstructor, feed_forward
-from auxrnn.core.recurrent import CELLS, Recurrent, State, detach_state, run_window, scan
+from auxrnn.core.inputs import check_batch
+from auxrnn.core.recurrent import Recurrent, State, detach_state, run_window, scan
 from auxrnn.core.windows import (Windows, predict_targets, predict_windows, reconstruct_targets,
                                  reconstruct_windows, segments, supervised_windows)
-
-AUX_KINDS = ("reconstruct", "predict", "both", "none")
-PHASES = ("pretrain", "train")
-
-
-@dataclass
-class ModelConfig:
-    """Architecture and truncation. Defaults are the paper's (§2); see docs/decisions.md for our choices."""
-
-    channels: tuple[int, ...] = (256,)  # vocabulary size of each input channel
-    n_classes: int = 10
-    encoder: str = "embedding"          # "embedding" | "scalar"
-    embed_dim: int = 128
-    cell: str = "lstm"                  # "lstm" | "gru"
-    hidden: int = 128
-    aux: str = "reconstruct"            # "reconstruct" (r-LSTM) | "predict" (p-LSTM) | "both" | "none"
-    n_anchors: int = 1
-    subseq_len: int = 600               # L
-    truncate: int | str = 300           # supervised BPTT: "full", K > 0, or 0 (no gradient into the core)
-    aux_truncate: int = 300             # auxiliary BPTT: r-LSTM steps before each anchor; p-LSTM segment length
-    aux_hidden: int = 256
-    aux_layers: int = 2
-    ffn_hidden: int = 256
-    dropout: float = 0.0
-    teacher_forcing: bool = True
-    chunk: int = 256                    # steps per call of the no-grad read (an upper bound on CPU)
-    forget_bias: float = 1.0            # initial LSTM forget-gate bias, every LSTM (decision M17)
-
-    def __post_init__(self):
-        self.channels = tuple(int(c) for c in self.channels)
-
-    @property
-    def supervised_truncate(self) -> int | None:
-        """truncate as the library uses it: None for full BPTT."""
-        return None if self.truncate == "full" else int(self.truncate)
-
-    def validate(self) -> "ModelConfig":
-        check_fields(self, {"aux": AUX_KINDS, "cell": tuple(CELLS), "encoder": ENCODERS},
-                     ("n_anchors", "aux_truncate", "embed_dim", "hidden", "aux_hidden", "aux_layers", "ffn_hidden",
-                      "chunk", "n_classes"))
-        if self.truncate != "full" and (isinstance(self.truncate, bool) or not isinstance(self.truncate, int) or self.truncate < 0):
-            _bad("truncate", self.truncate, "use 'full', 0 (no supervised gradient into the core) or a positive int")
-        if self.subseq_len < 2:
-            _bad("subseq_len", self.subseq_len, "must be >= 2 (one element fed, one predicted)")
-        return self
-
-    def to_dict(self) -> dict:
-        return config_dict(self)
-
-
-def _bad(key, value, want):
-    raise ValueError(f"model.{key}={value!r} is invalid: {want}")
-
-
-def check_fields(cfg, choices: dict[str, tuple], positive: tuple[str, ...]) -> None:
-    """Checks every model config shares: named choices, sizes >= 1, dropout in [0, 1), one vocabulary per channel."""
-    for key, allowed in choices.items():
-        if getattr(cfg, key) not in allowed:
-            _bad(key, getattr(cfg, key), f"choose one of {tuple(allowed)}")
-    for key in positive:
-        if int(getattr(cfg, key)) < 1:
-            _bad(key, getattr(cfg, key), "must be >= 1")
-    if not 0.0 <= cfg.dropout < 1.0:
-        _bad("dropout", cfg.dropout, "must be in [0, 1)")
-    if not cfg.channels or min(cfg.channels) < 2:
-        _bad("channels", cfg.channels, "one vocabulary size >= 2 per input channel")
-
-
-def config_dict(cfg) -> dict:
-    """A model config as plain YAML/JSON/checkpoint-friendly values."""
-    d = asdict(cfg)
-    d["channels"] = list(cfg.channels)
-    return d
+from auxrnn.models.config import PHASES, ModelConfig
 
 
 @dataclass
@@ -107,17 +36,6 @@ class StepOutput:
     logits: torch.Tensor | None = None   # (B, n_classes), detached
     aux_tokens: int = 0
     anchors: dict = field(default_factory=dict)
-
-
-def as_tokens(x: torch.Tensor) -> torch.Tensor:
-    """(B, T) or (B, T, C) integer tokens -> (B, T, C). Floats are refused: tokens must be exact integers."""
-    if x.is_floating_point() or x.is_complex():
-        raise ValueError(f"inputs must be integer tokens (uint8 pixels, int64 ids), got dtype {x.dtype}")
-    if x.dim() == 2:
-        return x.unsqueeze(-1)
-    if x.dim() != 3:
-        raise ValueError(f"inputs must have shape (B, T) or (B, T, C), got {tuple(x.shape)}")
-    return x
 
 
 class AuxRNN(nn.Module):
@@ -138,16 +56,6 @@ class AuxRNN(nn.Module):
             self.predictor = Predictor(cfg.channels, cfg.hidden, cfg.aux_hidden, cfg.aux_layers, cfg.ffn_hidden,
                                        cfg.dropout, cfg.forget_bias)
 
-    def _check(self, x: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        x = as_tokens(x)
-        B, T, C = x.shape
-        if C != len(self.cfg.channels):
-            raise ValueError(f"inputs have {C} channels per step, the model expects {len(self.cfg.channels)}")
-        lengths = lengths.long().cpu()
-        if lengths.shape != (B,) or bool((lengths < 1).any()) or bool((lengths > T).any()):
-            raise ValueError(f"lengths must be (B,)={B} values in [1, T={T}], got {lengths.tolist()[:8]}...")
-        return x, lengths
-
     def _read_chunk(self, x: torch.Tensor, n_requests: int) -> int:
         """Steps per call of the no-grad read.
 
@@ -160,15 +68,16 @@ class AuxRNN(nn.Module):
         B, T = x.shape[:2]
         return int(min(self.cfg.chunk, max(16, math.isqrt(2 * B * T // max(n_requests, 1)))))
 
-    def _classify(self, state) -> torch.Tensor:
-        return self.classifier(state[0])  # h of the state after the last real element
+    def _classify(self, state: State) -> torch.Tensor:
+        """(B, n_classes) logits from h (B, H) of the state after the last real element."""
+        return self.classifier(state[0])
 
     @torch.no_grad()
     def predict(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         """Class logits (B, n_classes) from one chunked no-grad read: memory flat in T."""
-        x, lengths = self._check(x, lengths)
+        x, lengths = check_batch(x, lengths, self.cfg.channels)  # (B, T, C), (B,)
         final = scan(self.core, self.encoder, x, torch.arange(x.shape[0]), lengths, self._read_chunk(x, x.shape[0]))
-        return self._classify(final)
+        return self._classify(final)  # (B, n_classes)
 
     def forward(self, x, lengths, y=None, *, generator=None, phase="train", aux_weight=1.0, anchors=None) -> StepOutput:
         """One training step's losses.
@@ -183,7 +92,7 @@ class AuxRNN(nn.Module):
         if phase not in PHASES:
             raise ValueError(f"phase must be one of {PHASES}, got {phase!r}")
         cfg = self.cfg
-        x, lengths = self._check(x, lengths)
+        x, lengths = check_batch(x, lengths, cfg.channels)  # (B, T, C), (B,)
         supervised = phase == "train"
         if supervised and y is None:
             raise ValueError("phase 'train' needs labels y")
@@ -192,7 +101,7 @@ class AuxRNN(nn.Module):
         anchors = dict(anchors or {})
         for kind, head in (("reconstruct", self.reconstructor), ("predict", self.predictor)):
             if head is not None and kind not in anchors:
-                anchors[kind] = sample_anchors(lengths, cfg.n_anchors, cfg.subseq_len, kind, generator)
+                anchors[kind] = sample_anchors(lengths, cfg.n_anchors, cfg.subseq_len, kind, generator)  # (B, n)
 
         # Every window needs the detached state where it starts; full BPTT instead keeps the graph of the
         # read itself up to each sequence's end, so the core still reads the sequence only once.
@@ -204,11 +113,13 @@ class AuxRNN(nn.Module):
             wins["reconstruct"] = reconstruct_windows(anchors["reconstruct"], cfg.aux_truncate)
         if self.predictor is not None:
             wins["predict"] = predict_windows(anchors["predict"], lengths, cfg.subseq_len)
-        starts = self._start_states(x, wins, full)
+        starts = self._start_states(x, wins, full)  # group name -> state, each (R_group, H)
 
         out = StepOutput(loss=x.new_zeros((), dtype=torch.float32), anchors=anchors)
         if supervised:
-            final = starts["sup"] if full else run_window(self.core, self.encoder, x, wins["sup"], starts["sup"])[1]
+            final = starts["sup"]  # full BPTT: the attached final state already; else the window's start
+            if not full:
+                final = run_window(self.core, self.encoder, x, wins["sup"], final)[1]  # each (B, H)
             logits = self._classify(final)  # (B, n_classes)
             out.sup_loss = F.cross_entropy(logits, y.to(logits.device).long())
             out.logits = logits.detach()
@@ -220,7 +131,7 @@ class AuxRNN(nn.Module):
             s, n = self._predict(x, wins["predict"], starts["predict"])
             nll, count = (s if nll is None else nll + s), count + n
         if nll is not None:
-            out.aux_loss = nll / max(count, 1)
+            out.aux_loss = nll / max(count, 1)  # mean NLL per scored token
             out.aux_tokens = count
             out.loss = out.aux_loss if not supervised else out.loss + aux_weight * out.aux_loss
         return out
@@ -238,7 +149,7 @@ class AuxRNN(nn.Module):
             i = names.index("sup")
             pos[i] = wins["sup"].start + wins["sup"].width
             keep[i] = torch.ones_like(keep[i])
-        rows_all, pos_all, keep_all = torch.cat(rows), torch.cat(pos), torch.cat(keep)
+        rows_all, pos_all, keep_all = torch.cat(rows), torch.cat(pos), torch.cat(keep)  # (R_all,) each
         # Full BPTT keeps the graph of every chunk: few, long calls are cheapest there.
         chunk = self.cfg.chunk if full else self._read_chunk(x, rows_all.numel())
         states = scan(self.core, self.encoder, x, rows_all, pos_all, chunk, keep=keep_all)  # each (R_all, H)
@@ -251,7 +162,7 @@ class AuxRNN(nn.Module):
         _, end = run_window(self.core, self.encoder, x, w, start)  # (h, c) at the anchors, each (R, H)
         positions, mask = reconstruct_targets(anchors, self.cfg.subseq_len)  # (R, L), (R, L-1)
         tokens = x[w.rows.to(x.device).unsqueeze(1), positions.to(x.device)]  # (R, L, C)
-        return self.reconstructor(torch.cat(end, dim=-1), tokens, mask)
+        return self.reconstructor(torch.cat(end, dim=-1), tokens, mask)  # state (R, 2H) for an LSTM
 
     def _predict(self, x, w: Windows, start: State) -> tuple[torch.Tensor, int]:
         """p-LSTM: the aux RNN, stacked on the main outputs from each anchor on, predicts the next element.
@@ -275,7 +186,39 @@ class AuxRNN(nn.Module):
 
     def num_parameters(self) -> dict[str, int]:
         """Parameter counts of the main network and of the auxiliary heads."""
-        count = lambda m: sum(p.numel() for p in m.parameters()) if m is not None else 0  # noqa: E731
-        main = count(self.encoder) + count(self.core) + count(self.classifier)
-        aux = count(self.reconstructor) + count(self.predictor)
+        main = count_parameters(self.encoder) + count_parameters(self.core) + count_parameters(self.classifier)
+        aux = count_parameters(self.reconstructor) + count_parameters(self.predictor)
         return {"main": main, "auxiliary": aux, "total": main + aux}
+
+
+def count_parameters(module: nn.Module | None) -> int:
+    """Number of parameters of a module; 0 for None (an absent head)."""
+    return sum(p.numel() for p in module.parameters()) if module is not None else 0
+
+
+def rnn_parameters(cfg: ModelConfig) -> dict[str, int]:
+    """AuxRNN(cfg).num_parameters() by formula: no module is built and no random number is drawn.
+
+    For sizes needed without the module (the Transformer matched to an r-LSTM): a throwaway build would
+    cost time and, outside a forked RNG, shift the random stream that a resumed run must replay exactly.
+    """
+    def linear(d_in: int, d_out: int) -> int:
+        return d_in * d_out + d_out
+
+    def lstm(cell: str, d_in: int, hidden: int, layers: int = 1) -> int:  # torch's weights and both biases
+        gates = 4 if cell == "lstm" else 3
+        return sum(gates * hidden * ((d_in if i == 0 else hidden) + hidden + 2) for i in range(layers))
+
+    def ffn(d_in: int, d_hidden: int, d_out: int) -> int:  # core.heads.feed_forward
+        return linear(d_in, d_hidden) + linear(d_hidden, d_hidden) + linear(d_hidden, d_out)
+
+    c = cfg.validate()
+    vocab = sum(c.channels)
+    encoder = vocab * c.embed_dim if c.encoder == "embedding" else linear(len(c.channels), c.embed_dim)
+    main = encoder + lstm(c.cell, c.embed_dim, c.hidden) + ffn(c.hidden, c.ffn_hidden, c.n_classes)
+    state_size = c.hidden * (2 if c.cell == "lstm" else 1)
+    decoder = (encoder + linear(state_size, 2 * c.aux_hidden) + lstm("lstm", c.embed_dim, c.aux_hidden, c.aux_layers)
+               + ffn(c.aux_hidden, c.ffn_hidden, vocab))
+    predictor = lstm("lstm", c.hidden, c.aux_hidden, c.aux_layers) + ffn(c.aux_hidden, c.ffn_hidden, vocab)
+    aux = decoder * (c.aux in ("reconstruct", "both")) + predictor * (c.aux in ("predict", "both"))
+    return {"main": main, "auxiliary": aux, "total": main + aux}

@@ -1,0 +1,148 @@
+"""What a run's model is, as plain data: `model.*` (ModelConfig) and `arch.*` (ArchConfig), with their checks.
+
+Standard library only (no torch, no model code), so that the run-config schema (auxrnn.train.config)
+can import it as a leaf. The modules these configs describe are in the sibling modules of this package.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+AUX_KINDS = ("reconstruct", "predict", "both", "none")
+PHASES = ("pretrain", "train")
+ARCHS = ("rnn", "transformer", "sa-lstm", "lm-lstm")
+POSITIONS = ("learned", "sinusoidal")
+READOUTS = ("mean", "cls")
+ENCODERS = ("embedding", "scalar")   # the kinds auxrnn.core.encoders.Encoder builds
+CELLS = ("lstm", "gru")              # the cells auxrnn.core.recurrent.Recurrent builds
+
+
+def _bad(key: str, value: Any, want: str) -> ValueError:
+    return ValueError(f"{key}={value!r} is invalid: {want}")
+
+
+def _choice(key: str, value: Any, allowed: tuple) -> None:
+    if value not in allowed:
+        raise _bad(key, value, f"choose one of {', '.join(map(str, allowed))}")
+
+
+def check_fields(cfg, choices: dict[str, tuple], positive: tuple[str, ...]) -> None:
+    """Checks every model config shares: named choices, sizes >= 1, dropout in [0, 1), one vocabulary per channel."""
+    for key, allowed in choices.items():
+        _choice(f"model.{key}", getattr(cfg, key), allowed)
+    for key in positive:
+        if int(getattr(cfg, key)) < 1:
+            raise _bad(f"model.{key}", getattr(cfg, key), "must be >= 1")
+    if not 0.0 <= cfg.dropout < 1.0:
+        raise _bad("model.dropout", cfg.dropout, "must be in [0, 1)")
+    if not cfg.channels or min(cfg.channels) < 2:
+        raise _bad("model.channels", cfg.channels, "one vocabulary size >= 2 per input channel")
+
+
+def config_dict(cfg) -> dict:
+    """A model config as plain YAML/JSON/checkpoint-friendly values."""
+    d = asdict(cfg)
+    d["channels"] = list(cfg.channels)
+    return d
+
+
+def parse_truncate(value: Any) -> int | str:
+    """model.truncate as stored: "full", or K >= 0 supervised BPTT steps (an int, or a string of digits)."""
+    if isinstance(value, str) and value != "full" and value.strip().isdigit():
+        value = int(value)
+    if value == "full" or (isinstance(value, int) and not isinstance(value, bool) and value >= 0):
+        return value
+    raise _bad("model.truncate", value,
+               "use 'full' (full BPTT), 0 (no supervised gradient into the LSTM) or a positive number of steps")
+
+
+@dataclass
+class ModelConfig:
+    """The (r-/p-)LSTM: architecture and truncation. Defaults are the paper's (§2); see docs/decisions.md."""
+
+    channels: tuple[int, ...] = (256,)  # vocabulary size of each input channel
+    n_classes: int = 10
+    encoder: str = "embedding"          # "embedding" | "scalar"
+    embed_dim: int = 128
+    cell: str = "lstm"                  # "lstm" | "gru"
+    hidden: int = 128
+    aux: str = "reconstruct"            # "reconstruct" (r-LSTM) | "predict" (p-LSTM) | "both" | "none"
+    n_anchors: int = 1
+    subseq_len: int = 600               # L
+    truncate: int | str = 300           # supervised BPTT: "full", K > 0, or 0 (no gradient into the core)
+    aux_truncate: int = 300             # auxiliary BPTT: r-LSTM steps before each anchor; p-LSTM segment length
+    aux_hidden: int = 256
+    aux_layers: int = 2
+    ffn_hidden: int = 256
+    dropout: float = 0.0
+    teacher_forcing: bool = True
+    chunk: int = 256                    # steps per call of the no-grad read (an upper bound on CPU)
+    forget_bias: float = 1.0            # initial LSTM forget-gate bias, every LSTM (decision M17)
+
+    def __post_init__(self):
+        self.channels = tuple(int(c) for c in self.channels)
+
+    @property
+    def supervised_truncate(self) -> int | None:
+        """truncate as the library uses it: None for full BPTT, else K >= 0 steps."""
+        t = parse_truncate(self.truncate)
+        return None if t == "full" else t
+
+    def validate(self) -> "ModelConfig":
+        """Check every field (and store truncate parsed); raises ValueError naming the key. Returns self."""
+        check_fields(self, {"aux": AUX_KINDS, "cell": CELLS, "encoder": ENCODERS},
+                     ("n_anchors", "aux_truncate", "embed_dim", "hidden", "aux_hidden", "aux_layers", "ffn_hidden",
+                      "chunk", "n_classes"))
+        self.truncate = parse_truncate(self.truncate)
+        if self.subseq_len < 2:
+            raise _bad("model.subseq_len", self.subseq_len, "must be >= 2 (one element fed, one predicted)")
+        return self
+
+    def to_dict(self) -> dict:
+        return config_dict(self)
+
+
+@dataclass
+class ArchConfig:
+    """Which model of the pipeline trains (auxrnn.models.build); model.* describes the LSTM.
+
+    rnn: AuxRNN(model.*) (LSTM, r-LSTM, p-LSTM by model.aux). sa-lstm / lm-lstm: the plain LSTM of model.*
+    (model.aux is ignored) with a sequence-autoencoder / language-model pretraining phase. transformer:
+    the knobs below; 0 for d_model / n_layers = searched so that its parameter count matches the r-LSTM
+    that model.* describes (auxrnn.models.transformer.matched_transformer_config).
+    """
+
+    name: str = "rnn"                  # one of ARCHS
+    d_model: int = 0                   # transformer width; 0 = matched to the r-LSTM's parameter count
+    n_layers: int = 0                  # transformer depth; 0 = matched
+    n_heads: int = 4
+    positions: str = "sinusoidal"      # "sinusoidal" | "learned" (a max_len x d_model table)
+    readout: str = "mean"              # "mean" over real elements | "cls" token
+    checkpoint: bool = False           # recompute each layer in backward (less activation memory)
+    max_len: int = 0                   # learned positions: table length; 0 = the data's longest sequence
+
+    def validate(self) -> "ArchConfig":
+        """Choices and sizes of arch.*; raises ValueError naming the key. Returns self."""
+        _choice("arch.name", self.name, ARCHS)
+        _choice("arch.positions", self.positions, POSITIONS)
+        _choice("arch.readout", self.readout, READOUTS)
+        for key in ("d_model", "n_layers", "max_len"):
+            if getattr(self, key) < 0:
+                raise _bad(f"arch.{key}", getattr(self, key), "must be >= 0 (0 = chosen for you)")
+        if self.n_heads < 1:
+            raise _bad("arch.n_heads", self.n_heads, "must be >= 1")
+        if self.d_model and self.d_model % self.n_heads:
+            raise _bad("arch.d_model", self.d_model, f"must be a multiple of arch.n_heads={self.n_heads}")
+        return self
+
+    def transformer_overrides(self) -> dict[str, Any]:
+        """The TransformerConfig fields arch.* fixes (d_model / n_layers only when > 0; the rest is matched)."""
+        out: dict[str, Any] = dict(n_heads=self.n_heads, positions=self.positions, readout=self.readout,
+                                   checkpoint=self.checkpoint)
+        if self.d_model:
+            out["d_model"] = self.d_model
+        if self.n_layers:
+            out["n_layers"] = self.n_layers
+        if self.positions == "learned" and self.max_len:
+            out["max_len"] = self.max_len
+        return out
