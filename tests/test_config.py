@@ -5,10 +5,10 @@ import pytest
 
 from auxrnn.cli import main
 from auxrnn.models import check
-from auxrnn.train.config import (DataShape, build_config, fit_to_data, list_presets, parse_overrides,
-                                 static_shape)
+from auxrnn.data import DatasetInfo, static_info
+from auxrnn.train.config import build_config, fit_to_data, list_presets, parse_overrides
 
-MNIST = DataShape("mnist", 10, (256,), 784)
+MNIST = DatasetInfo("mnist", 10, (256,), 784, False)
 
 
 def cfg_with(*items: str, preset: str | None = None):
@@ -72,7 +72,7 @@ def test_bad_configs_are_refused_with_key_value_and_choices(items, message):
 
 def test_subsequence_longer_than_the_sequence_is_refused():
     cfg = cfg_with("model.subseq_len=600", "train.steps=1")
-    short = DataShape("copy", 8, (9,), 100)
+    short = DatasetInfo("copy", 8, (9,), 100, False)
     with pytest.raises(ValueError, match=r"model\.subseq_len=600 is longer than the sequences of 'copy' \(length 100\).*<= 100"):
         fit_to_data(cfg, short)
     plstm = cfg_with("model.aux=predict", "model.subseq_len=100", "train.steps=1")
@@ -88,20 +88,20 @@ def test_a_head_that_does_not_fit_the_data_is_refused():
 
 
 def test_channels_and_classes_are_filled_from_the_data():
-    cfg = fit_to_data(cfg_with("train.steps=1"), DataShape("cifar10", 10, (256, 256, 256), 1024))
+    cfg = fit_to_data(cfg_with("train.steps=1"), DatasetInfo("cifar10", 10, (256, 256, 256), 1024, False))
     assert cfg.model.channels == (256, 256, 256) and cfg.model.n_classes == 10
 
 
 def test_batch_larger_than_the_training_set_is_refused():
     with pytest.raises(ValueError, match=r"data\.batch_size=128 is larger than the training set \(64 examples"):
-        fit_to_data(cfg_with("train.steps=1", "model.subseq_len=10"), DataShape("copy", 8, (9,), 30), n_train=64)
+        fit_to_data(cfg_with("train.steps=1", "model.subseq_len=10"), DatasetInfo("copy", 8, (9,), 30, False), n_train=64)
 
 
 @pytest.mark.parametrize("name", list_presets())
 def test_every_preset_loads_and_validates(name):
     cfg = build_config(name)
     assert cfg.preset == name
-    shape = static_shape(cfg.data)
+    shape = static_info(cfg.data.name, cfg.data.options)
     assert shape is not None, f"preset {name}: dataset shape unknown without data"
     fit_to_data(cfg, shape)
     check(cfg.model, cfg.arch, shape.name)  # what needs model code, e.g. a Transformer matched to the r-LSTM

@@ -12,7 +12,8 @@ import torch
 from auxrnn import reproduce
 from auxrnn.cli import main
 from auxrnn.models import SequencePretrainedLSTM, TransformerClassifier, build
-from auxrnn.train.config import DataShape, build_config, fit_to_data, parse_overrides
+from auxrnn.data import DatasetInfo
+from auxrnn.train.config import build_config, fit_to_data, parse_overrides
 
 TINY = ["--preset", "none", "data.name=copy", "data.options.length=30", "data.options.size=32", "data.batch_size=8",
         "data.eval_batch_size=7", "model.subseq_len=10", "model.truncate=10", "model.aux_truncate=10",
@@ -77,7 +78,7 @@ def test_sequence_pretrained_lstms_train_both_phases(arch, head, tmp_path, caplo
 
 
 def test_one_function_builds_every_arch():
-    shape = DataShape("copy", 8, (9,), 30)
+    shape = DatasetInfo("copy", 8, (9,), 30, False)
     base = ["model.hidden=16", "model.embed_dim=8", "model.aux_hidden=16", "model.ffn_hidden=16",
             "model.subseq_len=10"]
     cfg = fit_to_data(cfg_with(*base, *TF, "train.steps=1"), shape)
@@ -86,10 +87,10 @@ def test_one_function_builds_every_arch():
         cfg = fit_to_data(cfg_with(*base, f"arch.name={arch}", "train.pretrain_steps=1", "train.steps=1"), shape)
         model = build(cfg.model, cfg.arch)
         assert isinstance(model, SequencePretrainedLSTM) and model.cfg.kind == kind
-    cfg = fit_to_data(cfg_with("train.steps=1"), DataShape("mnist", 10, (256,), 784))
+    cfg = fit_to_data(cfg_with("train.steps=1"), DatasetInfo("mnist", 10, (256,), 784, False))
     model = build(cfg.model, cfg.arch)
     assert type(model).__name__ == "AuxRNN"
-    matched = fit_to_data(cfg_with("arch.name=transformer", "train.steps=1"), DataShape("mnist", 10, (256,), 784))
+    matched = fit_to_data(cfg_with("arch.name=transformer", "train.steps=1"), DatasetInfo("mnist", 10, (256,), 784, False))
     tf = build(matched.model, matched.arch)
     assert (tf.cfg.d_model, tf.cfg.n_layers) == (128, 7)  # matched to the default r-LSTM (docs/baselines.md)
 
@@ -117,7 +118,7 @@ def test_sequence_pretrained_lstms_pretrain_without_an_aux_head():
 
 
 def test_learned_positions_must_cover_the_sequence(tmp_path, capsys):
-    shape = DataShape("copy", 8, (9,), 30)
+    shape = DatasetInfo("copy", 8, (9,), 30, False)
     cfg = fit_to_data(cfg_with(*TF, "arch.positions=learned", "train.steps=1"), shape)
     assert cfg.arch.max_len == 30  # 0 = the data's length, then saved with the run
     with pytest.raises(ValueError, match=r"arch\.max_len=20 is shorter than the sequences of 'copy' \(length 30\)"):

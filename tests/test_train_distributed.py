@@ -32,3 +32,29 @@ def test_two_gloo_ranks_train_to_identical_parameters(tmp_path):
     ck = torch.load(run / "checkpoints" / "last.pt", map_location="cpu", weights_only=True)
     assert ck["step"] == 5 and len(ck["rng"]) == 2  # one RNG record per rank
     assert not torch.equal(ck["rng"][0]["anchor"], ck["rng"][1]["anchor"])  # anchors seeded with seed + rank
+
+
+@pytest.mark.slow
+def test_two_gloo_ranks_train_like_one_process_on_the_same_global_batch(tmp_path):
+    """DDP averages the two half-batch gradients into the global batch's, across the pretraining -> training
+    boundary (where the wrapper changes: DDP searches for unused parameters only while pretraining leaves
+    the classifier out). Anchors are deterministic here (subseq_len = T puts the only valid anchor at T), so
+    the ranks' per-rank anchor seeds cannot make the runs differ."""
+    args = [*TINY, "model.subseq_len=30", "model.aux_truncate=30", "train.pretrain_steps=2", "train.steps=3",
+            "train.checkpoint_every=0", "train.device=cpu", "--no-progress"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    one, two = tmp_path / "one", tmp_path / "two"
+    res = subprocess.run([sys.executable, "-m", "auxrnn", "train", *args, f"train.out={one}"],
+                         capture_output=True, text=True, timeout=120, env=env)
+    assert res.returncode == 0, res.stderr[-3000:]
+    res = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+                          "-m", "auxrnn", "train", *args, f"train.out={two}"], capture_output=True, text=True,
+                         timeout=120, env=env)
+    assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
+    a = torch.load(one / "checkpoints" / "last.pt", map_location="cpu", weights_only=True)
+    b = torch.load(two / "checkpoints" / "last.pt", map_location="cpu", weights_only=True)
+    assert a["step"] == b["step"] == 5
+    for name, p in a["model"].items():
+        torch.testing.assert_close(b["model"][name], p, rtol=1e-5, atol=1e-6, msg=lambda m: f"{name}: {m}")
+    n_params = len(a["optimizer"]["param_groups"][0]["params"])
+    assert len(a["optimizer"]["state"]) == len(b["optimizer"]["state"]) == n_params  # every parameter trained

@@ -47,7 +47,7 @@ def setup_logging() -> None:
 
 def run(args) -> int:
     from auxrnn import models
-    from auxrnn.train.config import DataShape, dump_yaml, fit_to_data, parse_overrides, static_shape
+    from auxrnn.train.config import dump_yaml, fit_to_data, parse_overrides
     from auxrnn.train.loop import train
     from auxrnn.train.runs import new_run, resume_config
 
@@ -61,15 +61,15 @@ def run(args) -> int:
     else:
         cfg, run_dir = new_run(args.preset or "default", overrides)
     master = int(os.environ.get("RANK", "0")) == 0
-    if args.check:
-        shape = static_shape(cfg.data)
-        if shape is None:
-            from auxrnn.data import load_dataset
+    if args.check:  # everything `train` checks before its first step, without reading data where possible
+        from auxrnn.data import check_options, load_dataset, static_info
 
+        cfg.data.options = check_options(cfg.data.name, cfg.data.options)
+        info = static_info(cfg.data.name, cfg.data.options)
+        if info is None:  # the files decide the shape (idx, csv folders)
             info = load_dataset(cfg.data.name, "train", root=cfg.data.root, **cfg.data.options).info
-            shape = DataShape(info.name, info.n_classes, tuple(info.channels), info.seq_len, info.variable_length)
-        fit_to_data(cfg, shape)
-        models.check(cfg.model, cfg.arch, shape.name)
+        fit_to_data(cfg, info)
+        models.check(cfg.model, cfg.arch, info.name)
         print(dump_yaml(cfg), end="")
         return 0
 

@@ -184,6 +184,15 @@ class AuxRNN(nn.Module):
             head_state = detach_state(head_state)
         return nll, count
 
+    def all_parameters_used(self, phase: str) -> bool:
+        """Whether one step of `phase` gives every parameter a gradient (DDP can then skip its search).
+
+        Pretraining leaves the classifier out; Truncate 0 without an auxiliary loss leaves the core out.
+        """
+        if phase == "pretrain":
+            return False
+        return not (self.cfg.aux == "none" and self.cfg.supervised_truncate == 0)
+
     def num_parameters(self) -> dict[str, int]:
         """Parameter counts of the main network and of the auxiliary heads."""
         main = count_parameters(self.encoder) + count_parameters(self.core) + count_parameters(self.classifier)

@@ -132,6 +132,10 @@ class SequencePretrainedLSTM(AuxRNN):
         targets = x[w.rows.to(x.device).unsqueeze(1), positions.to(x.device)]  # (R, W, C)
         return token_nll(self.pretrainer(out), targets, mask, cfg.channels)
 
+    def all_parameters_used(self, phase: str) -> bool:
+        """Never: pretraining leaves the classifier out, fine-tuning the pretraining head."""
+        return False
+
     def num_parameters(self) -> dict[str, int]:
         """The plain LSTM's main network; the pretraining head counts as auxiliary."""
         n = super().num_parameters()

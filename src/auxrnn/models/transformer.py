@@ -166,6 +166,10 @@ class TransformerClassifier(nn.Module):
         loss = F.cross_entropy(logits, y.to(logits.device).long())
         return StepOutput(loss=loss, sup_loss=loss, logits=logits.detach())
 
+    def all_parameters_used(self, phase: str) -> bool:
+        """Every step trains every parameter (there is only the supervised phase)."""
+        return True
+
     def num_parameters(self) -> dict[str, int]:
         """All parameters are the main network's: no auxiliary head."""
         total = count_parameters(self)

@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 
 from auxrnn.reproduce.experiments import Cell, Experiment, get, select
+from auxrnn.train.cpu import choose_threads
 from auxrnn.train.metrics import read_summary
 
 log = logging.getLogger("auxrnn.reproduce")
@@ -160,6 +161,9 @@ def run_parallel(cells: list[tuple[Experiment, Cell]], root: Path = DEFAULT_ROOT
             if summary and summary.get("status") == "oom":  # retrying: the old result must not count
                 (folder / "summary.json").unlink()
             queue.append((exp, cell, folder))
+    extra = dict(extra or {})
+    if "train.threads" not in extra:  # each child its share of the cores (OMP_NUM_THREADS, if set, still wins)
+        extra["train.threads"] = choose_threads(0, processes=min(parallel, max(len(queue), 1)))[0]
     running: list[tuple[Experiment, Cell, Path, subprocess.Popen, object]] = []
     stop = {"signum": 0}
 

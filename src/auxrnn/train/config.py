@@ -87,6 +87,7 @@ class TrainConfig:
     out: str = ""                      # run folder; "" = runs/<preset>-<timestamp>
     max_minutes: float = 0.0           # wall-clock budget of this process; 0 = none. Stops with a checkpoint.
     tensorboard: bool = True           # also write TensorBoard event files
+    threads: int = 0                   # CPU compute threads of this process; 0 = its share of the cores
 
 
 @dataclass
@@ -142,8 +143,8 @@ def _unknown(key: str) -> ValueError:
     section = key.split(".", 1)[0]
     choices = [k for k in all_keys() if k.startswith(section + ".")] if section in SECTIONS else list(SECTIONS)
     close = difflib.get_close_matches(key, all_keys(), n=1)
-    hint = f"; did you mean {close[0]!r}?" if close else ""
-    return ValueError(f"unknown config key {key!r}{hint} Valid keys: {', '.join(choices)}")
+    first = f"unknown config key {key!r}; did you mean {close[0]!r}?" if close else f"unknown config key {key!r}."
+    return ValueError(f"{first} Valid keys: {', '.join(choices)}.")
 
 
 def set_key(cfg: RunConfig, key: str, value: Any) -> None:
@@ -215,7 +216,9 @@ def build_config(preset: str | None = "default", overrides: dict[str, Any] | Non
                  config_dir: Path | None = None) -> RunConfig:
     """Defaults, then the preset (None or "none": the dataclass defaults alone), then the overrides.
 
-    Setting data.name to another dataset clears data.options (they belong to the previous dataset).
+    Setting data.name to another dataset clears data.options (they belong to the previous dataset); within
+    the preset and within the overrides data.name is applied first, so the order on the command line
+    does not matter.
     Validated (without data) before return.
     """
     cfg = RunConfig()
@@ -223,18 +226,23 @@ def build_config(preset: str | None = "default", overrides: dict[str, Any] | Non
     explicit: set[str] = set()
     if preset and preset.lower() != "none":
         path = preset_path(preset, config_dir)
-        for key, value in read_yaml(path).items():
+        for key, value in _dataset_first(read_yaml(path)):
             try:
                 set_key(cfg, key, value)
             except ValueError as exc:
                 raise ValueError(f"preset {path.name}: {exc}") from None
             explicit.add(key)
         cfg.preset = Path(preset).stem
-    for key, value in (overrides or {}).items():
+    for key, value in _dataset_first(overrides or {}):
         set_key(cfg, key, value)
         explicit.add(key)
     cfg._explicit = explicit  # type: ignore[attr-defined]  # which keys were set (for fit_to_data)
     return validate(cfg)
+
+
+def _dataset_first(items: dict[str, Any]) -> list[tuple[str, Any]]:
+    """data.name before everything else: choosing a dataset clears its options, whatever the order given."""
+    return sorted(items.items(), key=lambda kv: kv[0] != "data.name")
 
 
 def from_dict(d: dict) -> RunConfig:
@@ -341,22 +349,12 @@ def _validate_arch(cfg: RunConfig) -> None:
                          "model.aux=none for that)")
 
 
-@dataclass
-class DataShape:
-    """What fit_to_data needs to know about a dataset (a subset of auxrnn.data.DatasetInfo)."""
-
-    name: str
-    n_classes: int
-    channels: tuple[int, ...]
-    seq_len: int
-    variable_length: bool = False
-
-
 def fit_to_data(cfg: RunConfig, info, n_train: int | None = None) -> RunConfig:
     """Fill model.channels / model.n_classes from the dataset and refuse combinations it cannot train.
 
     Args:
-        info: a DatasetInfo (or DataShape): n_classes, channels, seq_len (the longest sequence).
+        info: an auxrnn.data.DatasetInfo (loaded, or `static_info` for a check without data): name,
+            n_classes, channels, seq_len (the longest sequence), variable_length.
         n_train: training examples after any validation carve-out, when known.
     What needs model code (a Transformer matched to the r-LSTM) is checked by auxrnn.models.check.
     """
@@ -396,23 +394,6 @@ def fit_to_data(cfg: RunConfig, info, n_train: int | None = None) -> RunConfig:
     except ValueError as exc:
         raise ValueError(f"{exc} (dataset {info.name!r})") from None
     return cfg
-
-
-def static_shape(data: DataConfig) -> DataShape | None:
-    """The shape of the paper's datasets, known without reading them (preset checks); None if unknown.
-
-    Only used to validate presets where the data is absent; training always uses the loaded dataset's info.
-    """
-    o = data.options
-    if data.name in ("mnist", "pmnist"):
-        return DataShape(data.name, 10, (256,), 784)
-    if data.name == "cifar10":
-        return DataShape("cifar10", 10, (256,) if o.get("grayscale") else (256, 256, 256), 1024)
-    if data.name == "stanforddogs" and "side" in o:
-        return DataShape("stanforddogs", 120, (256,) if o.get("grayscale") else (256, 256, 256), int(o["side"]) ** 2)
-    if data.name == "dbpedia" and "max_len" in o:
-        return DataShape("dbpedia", 14, (257,), int(o["max_len"]), variable_length=True)
-    return None
 
 
 def copy_config(cfg: RunConfig) -> RunConfig:

@@ -3,11 +3,21 @@
     phase 1 "pretrain"  steps [0, P):      loss = aux_loss                         (paper §1.5)
     phase 2 "train"     steps [P, P + N):  loss = sup_loss + aux_weight * aux_loss
 
-One step: draw the rank's slice of the global batch for (epoch, position), set the learning rate for
-the step, compute the losses (anchors come from the loop's CPU generator), check that they are finite
-on every rank, backpropagate, clip, update. Between steps the loop logs, evaluates, checkpoints, and
-looks at the stop flags (SIGINT/SIGTERM, the time budget, `until_step`); a stop always writes a
-checkpoint first, so `auxrnn train --resume RUN` carries on exactly.
+`train()` runs the named steps of a `Run`:
+
+    Run(cfg, ...)      load the data, fit the config to it, plan the phases, build the model once
+    run.restore()      continue from the run's checkpoint (last.pt, else prev.pt), refusing anything that
+                       would make a different run (model, data permutation/quantiser, learning rate)
+    run.step(batch)    one optimizer step; no host synchronisation (losses and the finite check stay on
+                       the device until the next log line)
+    run.log()          every train.log_every steps: sync once, check finite, write a metrics line, agree
+                       with the other ranks on stopping (signal, time budget)
+    run.evaluate()     test (and validation) accuracy
+    run.checkpoint()   everything a resume needs, the running metrics window included
+    run.finish()       the final evaluation and summary.json
+
+A stop (SIGINT/SIGTERM, the time budget, `until_step`) always writes a checkpoint first, so
+`auxrnn train --resume RUN` carries on exactly.
 """
 from __future__ import annotations
 
@@ -31,7 +41,7 @@ from auxrnn import models
 from auxrnn.memory import is_oom
 from auxrnn.train import batches, checkpoint, distributed
 from auxrnn.train.config import RunConfig, dump_yaml, fit_to_data
-from auxrnn.train.cpu import cpu_model, flush_denormals
+from auxrnn.train.cpu import cpu_model, flush_denormals, use_threads
 from auxrnn.train.metrics import MetricsLog, peak_memory_mib, read_summary, write_summary
 from auxrnn.train.optim import build_optimizer, lr_at, phase_of
 
@@ -113,7 +123,7 @@ class StopSignals:
         if self.signum and signum == signal.SIGINT:
             raise KeyboardInterrupt
         self.signum = signum
-        log.warning("received %s: stopping after this step with a checkpoint", signal.Signals(signum).name)
+        log.warning("received %s: stopping with a checkpoint", signal.Signals(signum).name)
 
     def __enter__(self):
         if threading.current_thread() is threading.main_thread():
@@ -139,8 +149,8 @@ def train(cfg: RunConfig, run_dir: Path, *, resume: bool = False, until_step: in
 
     Args:
         cfg: a validated RunConfig (model.channels / n_classes are filled from the data here).
-        run_dir: the run folder: config.yaml, metrics.jsonl, tensorboard/, checkpoints/last.pt, summary.json.
-        resume: continue from run_dir/checkpoints/last.pt when it exists.
+        run_dir: the run folder: config.yaml, metrics.jsonl, tensorboard/, checkpoints/, summary.json.
+        resume: continue from the run's checkpoint (checkpoint.resume_point); from step 0 if it never wrote one.
         until_step: stop (with a checkpoint) once this many global steps are done.
         progress: show a tqdm bar; None = when stderr is a terminal.
         on_start: called on rank 0 as on_start(cfg) once the config is fitted to the data, before training.
@@ -151,9 +161,11 @@ def train(cfg: RunConfig, run_dir: Path, *, resume: bool = False, until_step: in
     """
     run_dir = Path(run_dir)
     d = distributed.setup(cfg.train.device)
+    threads = use_threads(cfg.train.threads)  # before any parallel work: this process's share of the cores
     try:
         with flush_denormals(d.device):
-            return _train(cfg, run_dir, d, resume, until_step, progress, on_start)
+            run = Run(cfg, run_dir, d, threads)
+            return run.fit(resume, until_step, progress, on_start)
     except BaseException as exc:
         if is_oom(exc) and d.is_master:  # out of memory is this run's result (reproduce records it)
             record_oom(run_dir, exc, cfg)
@@ -165,13 +177,11 @@ def train(cfg: RunConfig, run_dir: Path, *, resume: bool = False, until_step: in
 def record_oom(run_dir: Path, exc: BaseException, cfg: RunConfig | None = None) -> dict:
     """Write summary.json with status "oom" (the last checkpoint, if any, is left as it was)."""
     lines = str(exc).strip().splitlines() or [""]
-    ckpt_path = Path(run_dir) / "checkpoints" / checkpoint.LAST
-    steps = None
-    if ckpt_path.exists():
-        try:
-            steps = int(checkpoint.load(ckpt_path)["step"])
-        except Exception:  # noqa: BLE001 - the record matters more than the step count
-            steps = None
+    try:
+        ckpt, _ = checkpoint.resume_point(run_dir)
+        steps = int(ckpt["step"]) if ckpt is not None else None
+    except checkpoint.CheckpointError:  # the record matters more than the step count
+        steps = None
     summary = {"status": "oom", "message": f"{type(exc).__name__}: {lines[0][:500]}", "steps": steps,
                "test_accuracy": None,
                "finished_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")}
@@ -183,244 +193,363 @@ def record_oom(run_dir: Path, exc: BaseException, cfg: RunConfig | None = None) 
     return summary
 
 
-def _train(cfg: RunConfig, run_dir: Path, d: distributed.Dist, resume: bool, until_step: int | None,
-           progress: bool | None, on_start) -> dict:
-    t = cfg.train
-    splits = batches.load_splits(cfg.data)
-    fit_to_data(cfg, splits.info, len(splits.train))
-    models.check(cfg.model, cfg.arch, splits.info.name)  # e.g. no Transformer matches: refused before any work
-    if cfg.data.batch_size % d.world_size:
-        raise ValueError(f"data.batch_size={cfg.data.batch_size} must be divisible by the number of processes "
-                         f"({d.world_size})")
-    plan = plan_phases(cfg, len(splits.train))
+class Run:
+    """One run's state (data, model, optimizer, anchor generator, step) and the loop's named steps."""
 
-    ckpt_path = run_dir / "checkpoints" / checkpoint.LAST
-    ckpt = checkpoint.load(ckpt_path) if resume and ckpt_path.exists() else None
-    if ckpt is not None and ckpt["step"] >= plan.total_steps:
-        done = read_summary(run_dir)
-        if done and done.get("status") == "finished":
-            log.info("run %s is already finished (%d steps); nothing to do", run_dir, ckpt["step"])
-            return done
+    def __init__(self, cfg: RunConfig, run_dir: Path, d: distributed.Dist, threads: tuple[int, str]):
+        self.cfg, self.run_dir, self.d, self.threads = cfg, run_dir, d, threads
+        self.splits = batches.load_splits(cfg.data)
+        fit_to_data(cfg, self.splits.info, len(self.splits.train))
+        models.check(cfg.model, cfg.arch, self.splits.info.name)  # e.g. no matching Transformer: before any work
+        if cfg.data.batch_size % d.world_size:
+            raise ValueError(f"data.batch_size={cfg.data.batch_size} must be divisible by the number of processes "
+                             f"({d.world_size})")
+        self.plan = plan_phases(cfg, len(self.splits.train))
+        self.ckpt_path = run_dir / checkpoint.FOLDER / checkpoint.LAST
+        self.step, self.wall_before, self.t0 = 0, 0.0, time.monotonic()
+        self.window = _Window(d.device)
+        self.metrics: MetricsLog | None = None
+        self._ddp, self._ddp_find_unused = None, None
 
-    if d.is_master:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        (run_dir / CONFIG_FILE).write_text(dump_yaml(cfg))
-        if on_start is not None:
-            on_start(cfg)
-    torch.manual_seed(t.seed)  # the same initial parameters on every rank
-    model = models.build(cfg.model, cfg.arch).to(d.device)
-    optimizer = build_optimizer(model.parameters(), cfg.optim)
-    gen = torch.Generator()  # the anchor generator: CPU, owned here, saved in checkpoints
-    _seed_everything(t.seed + d.rank, gen)  # per-rank anchors and dropout
-    step, wall_before = 0, 0.0
-    if ckpt is not None:
-        saved_arch = ckpt["config"].get("arch", {"name": "rnn"})
-        if ckpt["config"]["model"] != cfg.model.to_dict() or saved_arch.get("name", "rnn") != cfg.arch.name or (
-                "arch" in ckpt["config"] and saved_arch != cfg.to_dict()["arch"]):
-            raise ValueError(f"{ckpt_path} was written for another model config than {run_dir / CONFIG_FILE}")
-        saved_perm = ckpt.get("data", {}).get("permutation")
-        now_perm = splits.extra_state.get("permutation")
-        if saved_perm is not None and (now_perm is None or not torch.equal(saved_perm, now_perm)):
-            raise RuntimeError(f"the data permutation saved in {ckpt_path} differs from the one "
-                               f"{cfg.data.name!r} builds now (options {cfg.data.options}); refusing to resume")
-        model.load_state_dict(ckpt["model"])
-        optimizer.load_state_dict(ckpt["optimizer"])
-        step, wall_before = int(ckpt["step"]), float(ckpt["wall_seconds"])
+    # ------------------------------------------------------------------------------------------ setup
+    def _build(self) -> None:
+        """Model, optimizer and anchor generator, seeded as a fresh run (a resume then overwrites them)."""
+        torch.manual_seed(self.cfg.train.seed)  # the same initial parameters on every rank
+        self.raw = models.build(self.cfg.model, self.cfg.arch).to(self.d.device)
+        self.optimizer = build_optimizer(self.raw.parameters(), self.cfg.optim)
+        self.gen = torch.Generator()  # the anchor generator: CPU, owned here, saved in checkpoints
+        _seed_everything(self.cfg.train.seed + self.d.rank, self.gen)  # per-rank anchors and dropout (T17)
+        self.params = list(self.raw.parameters())
+
+    def restore(self, ckpt: dict, path: Path) -> None:
+        """Continue from `ckpt`, refusing a checkpoint of another model, data or learning-rate schedule."""
+        cfg, d = self.cfg, self.d
+        if ckpt["config"]["model"] != cfg.model.to_dict() or ckpt["config"].get("arch") != cfg.to_dict()["arch"]:
+            raise ValueError(f"{path} was written for another model config than {self.run_dir / CONFIG_FILE}")
+        saved_data, now_data = ckpt.get("data", {}), self.splits.extra_state
+        for key, saved in saved_data.items():
+            if key not in now_data or not torch.equal(saved, now_data[key]):
+                raise RuntimeError(f"the data {key} saved in {path} differs from the one {cfg.data.name!r} builds "
+                                   f"now (options {cfg.data.options}); refusing to resume")
+        step = int(ckpt["step"])
+        self._check_schedule(ckpt, step, path)
+        self.raw.load_state_dict(ckpt["model"])
+        self.optimizer.load_state_dict(ckpt["optimizer"])
+        self.step, self.wall_before = step, float(ckpt["wall_seconds"])
         rngs = ckpt["rng"]
         if len(rngs) == d.world_size:
-            checkpoint.restore_rng(rngs[d.rank], gen, d.device)
+            checkpoint.restore_rng(rngs[d.rank], self.gen, d.device)
         else:
             log.warning("checkpoint has RNG states for %d processes, this run has %d: reseeding (not exact)",
                         len(rngs), d.world_size)
-            _seed_everything(t.seed + d.rank + 7919 * step, gen)
-    raw = model
-    if d.enabled:
-        # The classifier gets no gradient while pretraining (and the LSTM none with truncate=0 and no aux).
-        model = torch.nn.parallel.DistributedDataParallel(
-            raw, device_ids=[d.device.index] if d.device.type == "cuda" else None, find_unused_parameters=True)
+            _seed_everything(cfg.train.seed + d.rank + 7919 * step, self.gen)
+        if "window" in ckpt:
+            self.window.load_state(ckpt["window"])
 
-    metrics = MetricsLog(run_dir, tensorboard=t.tensorboard) if d.is_master else None
-    n_params = raw.num_parameters()
-    if d.is_master:
-        log.info("model %s", models.parameter_text(raw, cfg.model, cfg.arch))
-        log.info("run folder %s | device %s x%d | parameters %s | %d steps/epoch | pretrain %d steps, "
-                 "total %d steps%s", run_dir, device_name(d.device), d.world_size, n_params,
-                 plan.steps_per_epoch, plan.pretrain_steps, plan.total_steps,
-                 f" | resuming at step {step}" if ckpt is not None else "")
-        metrics.write({"kind": "event", "event": "resume" if ckpt is not None else "start", "step": step,
-                       "world_size": d.world_size, "device": str(d.device), "params": n_params})
+    def _check_schedule(self, ckpt: dict, step: int, path: Path) -> None:
+        """A resumed run may change its length (train.steps / epochs) only where that keeps its learning rate."""
+        plan, o = self.plan, self.cfg.optim
+        before = ckpt.get("plan")
+        if before is None or (before["pretrain_steps"], before["total_steps"]) == (plan.pretrain_steps, plan.total_steps):
+            return
+        if step > plan.total_steps:
+            raise ValueError(f"{path} has done {step} steps; the new length ({plan.total_steps} steps) would end "
+                             "before them")
+        old = lr_at(step, o, before["pretrain_steps"], before["total_steps"])
+        new = lr_at(step, o, plan.pretrain_steps, plan.total_steps)
+        if not math.isclose(old, new, rel_tol=1e-12):
+            raise ValueError(
+                f"changing the run's length from {before['total_steps']} to {plan.total_steps} steps would move the "
+                f"learning rate at step {step} from {old:.3g} to {new:.3g} (optim.schedule={o.schedule!r}); a resumed "
+                "run continues its schedule without a jump. Keep the length, or start a new run (with "
+                "optim.schedule=constant a run can be extended)")
 
-    def save_checkpoint() -> None:
-        rngs = distributed.gather_objects(checkpoint.capture_rng(gen, d.device), d)
-        if d.is_master:
-            checkpoint.save(ckpt_path, {
-                "config": cfg.to_dict(), "model": raw.state_dict(), "optimizer": optimizer.state_dict(),
-                "step": step, "rng": rngs, "data": splits.extra_state, "world_size": d.world_size,
-                "wall_seconds": wall_before + time.monotonic() - t0, "phase": phase_of(step, plan.pretrain_steps),
-            })
+    def _model_for(self, phase: str) -> torch.nn.Module:
+        """The module the step calls: the model itself, or its DDP wrapper for this phase.
 
-    def run_eval() -> dict:
+        DDP searches the graph for parameters without a gradient only where the phase can leave some out
+        (pretraining leaves the classifier out): that search costs a pass over the graph every step.
+        """
+        if not self.d.enabled:
+            return self.raw
+        find = not self.raw.all_parameters_used(phase)
+        if self._ddp is None or self._ddp_find_unused != find:
+            self._ddp = None  # the old wrapper's gradient hooks go with it before the new one registers its own
+            self._ddp = torch.nn.parallel.DistributedDataParallel(
+                self.raw, device_ids=[self.d.device.index] if self.d.device.type == "cuda" else None,
+                find_unused_parameters=find)
+            self._ddp_find_unused = find
+        return self._ddp
+
+    # ------------------------------------------------------------------------------------------ steps
+    def step_once(self, x: torch.Tensor, lengths: torch.Tensor, y: torch.Tensor) -> None:
+        """One optimizer step on this rank's slice of the global batch; nothing here waits for the device."""
+        cfg, d = self.cfg, self.d
+        phase = phase_of(self.step, self.plan.pretrain_steps)
+        lr = lr_at(self.step, cfg.optim, self.plan.pretrain_steps, self.plan.total_steps)
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+        y = y.to(d.device, non_blocking=True)
+        with _amp(cfg, d.device):
+            out = self._model_for(phase)(x.to(d.device, non_blocking=True), lengths, y, generator=self.gen,
+                                         phase=phase, aux_weight=cfg.train.aux_weight)
+        out.loss.backward()
+        # RNN gradients can explode (T3); a non-finite norm is caught at the next log line, before any checkpoint.
+        norm = torch.nn.utils.clip_grad_norm_(self.params, cfg.optim.clip if cfg.optim.clip > 0 else math.inf)
+        self.optimizer.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        self.step += 1
+        self.window.add(out, y, norm, x.shape[0] * d.world_size)
+
+    def log(self, show_bar: bool, bar) -> None:
+        """The log line: the one host synchronisation of the interval; raises NonFiniteLoss."""
+        step, phase = self.step, phase_of(self.step - 1, self.plan.pretrain_steps)
+        lr = lr_at(self.step - 1, self.cfg.optim, self.plan.pretrain_steps, self.plan.total_steps)
+        first = self.window.last_flushed_step  # steps first .. step-1 (0-based) are in this interval
+        rec = self.window.flush(step, self.plan.epoch(step), phase, lr)
+        bad = distributed.all_reduce([float(rec.pop("non_finite"))], self.d, op=torch.distributed.ReduceOp.MAX)[0]
+        if bad:
+            where = f"at step {first}" if step - first == 1 else f"in steps {first}..{step - 1}"
+            what = (f"non-finite loss ({rec['loss']})" if not math.isfinite(rec.get("loss", math.nan))
+                    else "non-finite gradient norm")
+            raise NonFiniteLoss(
+                f"{what} {where} in phase {phase!r} (lr {lr:g}); "
+                f"stopped without writing a checkpoint. The last good one is {self.ckpt_path}"
+                f"{'' if self.ckpt_path.exists() else ' (none written yet)'}; lower optim.lr or check optim.clip")
+        if self.d.is_master:
+            self.metrics.write(rec)
+            bar.set_postfix(loss=f"{rec['loss']:.4f}", acc=rec.get("train_acc", "-"), refresh=False)
+            if not show_bar:  # a log line per interval where no bar is drawn (files, CI, nohup)
+                log.info("step %d/%d %s loss %.4f%s lr %.2e %.1f ex/s", step, self.plan.total_steps, phase,
+                         rec["loss"], f" acc {rec['train_acc']:.1f}%" if "train_acc" in rec else "", lr,
+                         rec.get("examples_per_s", 0.0))
+
+    def evaluate(self) -> dict:
         te = time.monotonic()
-        rec = {"kind": "eval", "step": step, "epoch": plan.epoch(step), "phase": phase_of(max(step - 1, 0), plan.pretrain_steps)}
-        c, n = evaluate(raw, splits.test, cfg, d)
+        step = self.step
+        rec = {"kind": "eval", "step": step, "epoch": self.plan.epoch(step),
+               "phase": phase_of(max(step - 1, 0), self.plan.pretrain_steps)}
+        c, n = evaluate(self.raw, self.splits.test, self.cfg, self.d)
         rec.update(test_acc=100.0 * c / n, test_correct=c, test_count=n)
-        if splits.val is not None:
-            c, n = evaluate(raw, splits.val, cfg, d)
+        if self.splits.val is not None:
+            c, n = evaluate(self.raw, self.splits.val, self.cfg, self.d)
             rec.update(val_acc=100.0 * c / n, val_correct=c, val_count=n)
         rec["eval_seconds"] = time.monotonic() - te
-        if d.is_master:
-            metrics.write(rec)
+        if self.d.is_master:
+            self.metrics.write(rec)
             log.info("step %d (epoch %.2f): test accuracy %.2f%%%s", step, rec["epoch"], rec["test_acc"],
                      f", validation {rec['val_acc']:.2f}%" if "val_acc" in rec else "")
         return rec
 
-    from tqdm.auto import tqdm
+    def checkpoint(self) -> None:
+        rngs = distributed.gather_objects(checkpoint.capture_rng(self.gen, self.d.device), self.d)
+        if self.d.is_master:
+            checkpoint.save(self.ckpt_path, {
+                "config": self.cfg.to_dict(), "model": self.raw.state_dict(), "optimizer": self.optimizer.state_dict(),
+                "step": self.step, "rng": rngs, "data": self.splits.extra_state, "world_size": self.d.world_size,
+                "wall_seconds": self.wall_before + time.monotonic() - self.t0,
+                "phase": phase_of(self.step, self.plan.pretrain_steps), "window": self.window.state(),
+                "plan": {"pretrain_steps": self.plan.pretrain_steps, "total_steps": self.plan.total_steps},
+            })
 
-    show = d.is_master and (sys.stderr.isatty() if progress is None else progress)
-    bar = tqdm(total=plan.total_steps, initial=step, disable=not show, unit="step", dynamic_ncols=True)
-    t0 = time.monotonic()
-    params = [p for p in raw.parameters()]
-    acc = _Window()
-    status, signum = "finished", 0
-    try:
-        with StopSignals() as stop:
-            while step < plan.total_steps and not (until_step is not None and step >= until_step):
-                epoch, position = divmod(step, plan.steps_per_epoch)
-                loader = batches.train_batches(splits.train, cfg.data.batch_size, t.seed, epoch, position, d.rank,
-                                               d.world_size, cfg.data.workers)
-                for x, lengths, y in loader:
-                    phase = phase_of(step, plan.pretrain_steps)
-                    lr = lr_at(step, cfg.optim, plan.pretrain_steps, plan.total_steps)
-                    for group in optimizer.param_groups:
-                        group["lr"] = lr
-                    with _amp(cfg, d.device):
-                        out = model(x.to(d.device, non_blocking=True), lengths, y.to(d.device, non_blocking=True),
-                                    generator=gen, phase=phase, aux_weight=t.aux_weight)
-                    over_budget = t.max_minutes > 0 and (time.monotonic() - t0) > 60.0 * t.max_minutes
-                    # One collective per step: every rank learns whether any rank saw a bad loss or a stop.
-                    bad, sig, budget = distributed.all_reduce(
-                        [float(not torch.isfinite(out.loss.detach()).item()), float(stop.signum), float(over_budget)],
-                        d, op=torch.distributed.ReduceOp.MAX)
-                    if bad:
-                        raise NonFiniteLoss(
-                            f"non-finite loss ({out.loss.item()}) at step {step} in phase {phase!r} (lr {lr:g}); "
-                            f"stopped without writing a checkpoint. The last good one is {ckpt_path}"
-                            f"{'' if ckpt_path.exists() else ' (none written yet)'}; lower optim.lr or check optim.clip")
-                    out.loss.backward()
-                    norm = torch.nn.utils.clip_grad_norm_(params, cfg.optim.clip if cfg.optim.clip > 0 else math.inf)
-                    if not torch.isfinite(norm):
-                        raise NonFiniteLoss(
-                            f"non-finite gradient norm at step {step} in phase {phase!r} (lr {lr:g}); stopped without "
-                            f"writing a checkpoint. The last good one is {ckpt_path}; lower optim.lr or set optim.clip")
-                    optimizer.step()
-                    optimizer.zero_grad(set_to_none=True)
-                    step += 1
-                    acc.add(out, y, norm, x.shape[0] * d.world_size)
-                    bar.update(1)
+    def _stop_flags(self, stop: StopSignals) -> tuple[int, bool]:
+        """(signal number, over budget), agreed by every rank; a collective, so only at sync points under DDP."""
+        t = self.cfg.train
+        over = t.max_minutes > 0 and (time.monotonic() - self.t0) > 60.0 * t.max_minutes
+        sig, budget = distributed.all_reduce([float(stop.signum), float(over)], self.d,
+                                             op=torch.distributed.ReduceOp.MAX)
+        return int(sig), bool(budget)
 
-                    if step % t.log_every == 0 or step == plan.total_steps:
-                        rec = acc.flush(step, plan.epoch(step), phase, lr, d.device)
-                        if d.is_master:
-                            metrics.write(rec)
-                            bar.set_postfix(loss=f"{rec['loss']:.4f}", acc=rec.get("train_acc", "-"), refresh=False)
-                            if not show:  # a log line per interval where no bar is drawn (files, CI, nohup)
-                                log.info("step %d/%d %s loss %.4f%s lr %.2e %.1f ex/s", step, plan.total_steps,
-                                         phase, rec["loss"], f" acc {rec['train_acc']:.1f}%" if "train_acc" in rec
-                                         else "", lr, rec.get("examples_per_s", 0.0))
-                    if t.eval_every and step % t.eval_every == 0 and step < plan.total_steps:
-                        run_eval()
-                    if t.checkpoint_every and step % t.checkpoint_every == 0 and step < plan.total_steps:
-                        save_checkpoint()
-                    if sig:
-                        status, signum = "signal", int(sig)
-                    elif budget:
-                        status = "time_budget"
-                    elif until_step is not None and step >= until_step:
-                        status = "until_step"
-                    if status != "finished" or step >= plan.total_steps:
-                        break
-                if status != "finished":
-                    break
-            if step < plan.total_steps and status == "finished":  # until_step at or before the resume point
-                status = "until_step"
-            save_checkpoint()
-    except NonFiniteLoss as exc:
+    # ------------------------------------------------------------------------------------------ the loop
+    def fit(self, resume: bool, until_step: int | None, progress: bool | None, on_start) -> dict:
+        cfg, d, t, plan = self.cfg, self.d, self.cfg.train, self.plan
+        ckpt, ckpt_file = checkpoint.resume_point(self.run_dir) if resume else (None, None)
+        if ckpt is not None and ckpt["step"] >= plan.total_steps:
+            done = read_summary(self.run_dir)
+            if done and done.get("status") == "finished":
+                log.info("run %s is already finished (%d steps); nothing to do", self.run_dir, ckpt["step"])
+                return done
         if d.is_master:
-            log.error("%s", exc)
-            metrics.write({"kind": "event", "event": "non_finite", "step": step, "message": str(exc)})
-            write_summary(run_dir, {"status": "non_finite", "message": str(exc), "steps": step,
-                                    "epochs": plan.epoch(step), "test_accuracy": None})
-        raise
-    finally:
-        bar.close()
-        if metrics is not None and (status != "finished" or sys.exc_info()[0] is not None):
-            metrics.close()
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            (self.run_dir / CONFIG_FILE).write_text(dump_yaml(cfg))
+            if on_start is not None:
+                on_start(cfg)
+        self._build()
+        if ckpt is not None:
+            self.restore(ckpt, ckpt_file)
+        if d.is_master:
+            # What was logged after the checkpoint this run starts from is dropped: those steps are trained
+            # again (a run that starts from step 0 in a folder an earlier attempt left keeps nothing of it).
+            self.metrics = MetricsLog(self.run_dir, tensorboard=t.tensorboard,
+                                      keep_until=self.step if ckpt is not None else -1)
+            n_params = self.raw.num_parameters()
+            log.info("model %s", models.parameter_text(self.raw, cfg.model, cfg.arch))
+            log.info("run folder %s | device %s x%d (threads: %s) | parameters %s | %d steps/epoch | pretrain %d "
+                     "steps, total %d steps%s", self.run_dir, device_name(d.device), d.world_size, self.threads[1],
+                     n_params, plan.steps_per_epoch, plan.pretrain_steps, plan.total_steps,
+                     f" | resuming at step {self.step} from {ckpt_file.name}" if ckpt is not None else "")
+            self.metrics.write({"kind": "event", "event": "resume" if ckpt is not None else "start", "step": self.step,
+                                "world_size": d.world_size, "device": str(d.device), "params": n_params,
+                                "threads": self.threads[0]})
+        from tqdm.auto import tqdm
 
-    wall = wall_before + time.monotonic() - t0
-    summary = {
-        "status": status, "preset": cfg.preset, "arch": cfg.arch.name, "steps": step, "total_steps": plan.total_steps,
-        "pretrain_steps": plan.pretrain_steps, "epochs": plan.epoch(step), "steps_per_epoch": plan.steps_per_epoch,
-        "seed": t.seed, "device": device_name(d.device), "world_size": d.world_size, "wall_seconds": wall,
-        "parameters": n_params, "torch": torch.__version__, "test_accuracy": None,
-    }
-    if status == "signal":
-        summary["signal"] = signal.Signals(signum).name
-    if status == "finished":
-        rec = run_eval()
-        summary.update(test_accuracy=rec["test_acc"], test_correct=rec["test_correct"], test_count=rec["test_count"])
-        if "val_acc" in rec:
-            summary.update(val_accuracy=rec["val_acc"], val_count=rec["val_count"])
-        summary["param_sha256"] = distributed.gather_objects(param_sha256(raw), d)
-        summary["wall_seconds"] = wall_before + time.monotonic() - t0
-    summary["finished_at"] = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
-    if d.is_master:
+        show = d.is_master and (sys.stderr.isatty() if progress is None else progress)
+        bar = tqdm(total=plan.total_steps, initial=self.step, disable=not show, unit="step", dynamic_ncols=True)
+        self.t0 = time.monotonic()
+        self.window.restart_clock(self.step)
+        status, signum = "finished", 0
+        try:
+            with StopSignals() as stop:
+                status, signum = self._loop(stop, until_step, show, bar)
+                self.checkpoint()
+        except NonFiniteLoss as exc:
+            if d.is_master:
+                log.error("%s", exc)
+                self.metrics.write({"kind": "event", "event": "non_finite", "step": self.step, "message": str(exc)})
+                write_summary(self.run_dir, {"status": "non_finite", "message": str(exc), "steps": self.step,
+                                             "epochs": plan.epoch(self.step), "test_accuracy": None})
+            raise
+        finally:
+            bar.close()
+            if self.metrics is not None and (status != "finished" or sys.exc_info()[0] is not None):
+                self.metrics.close()
+        return self.finish(status, signum)
+
+    def _loop(self, stop: StopSignals, until_step: int | None, show: bool, bar) -> tuple[str, int]:
+        """Steps until the plan, `until_step` or a stop; returns (status, signal number)."""
+        t, plan, d = self.cfg.train, self.plan, self.d
+        while self.step < plan.total_steps and not (until_step is not None and self.step >= until_step):
+            epoch, position = divmod(self.step, plan.steps_per_epoch)
+            loader = batches.train_batches(self.splits.train, self.cfg.data.batch_size, t.seed, epoch, position,
+                                           d.rank, d.world_size, self.cfg.data.workers)
+            for x, lengths, y in loader:
+                self.step_once(x, lengths, y)
+                bar.update(1)
+                step = self.step
+                synced = False
+
+                def sync() -> None:  # log (and check) once per step at most, when the step is a sync point
+                    nonlocal synced
+                    if not synced:
+                        self.log(show, bar)
+                        synced = True
+
+                if step % t.log_every == 0 or step == plan.total_steps:
+                    sync()
+                if t.eval_every and step % t.eval_every == 0 and step < plan.total_steps:
+                    self.evaluate()
+                if t.checkpoint_every and step % t.checkpoint_every == 0 and step < plan.total_steps:
+                    sync()  # never checkpoint an unchecked (possibly non-finite) model
+                    self.checkpoint()
+                # Stop flags: every step in one process (host values); at sync points only under DDP.
+                if synced or not d.enabled:
+                    sig, budget = self._stop_flags(stop)
+                    if sig or budget:
+                        sync()
+                        return ("signal", sig) if sig else ("time_budget", 0)
+                if until_step is not None and step >= until_step:
+                    sync()
+                    return "until_step", 0
+                if step >= plan.total_steps:
+                    return "finished", 0
+        # until_step at or before the resume point
+        return ("until_step" if self.step < plan.total_steps else "finished"), 0
+
+    def finish(self, status: str, signum: int) -> dict:
+        cfg, d, plan, step = self.cfg, self.d, self.plan, self.step
+        summary = {
+            "status": status, "preset": cfg.preset, "arch": cfg.arch.name, "steps": step,
+            "total_steps": plan.total_steps, "pretrain_steps": plan.pretrain_steps, "epochs": plan.epoch(step),
+            "steps_per_epoch": plan.steps_per_epoch, "seed": cfg.train.seed, "device": device_name(d.device),
+            "threads": self.threads[0], "threads_from": self.threads[1], "world_size": d.world_size,
+            "wall_seconds": self.wall_before + time.monotonic() - self.t0,
+            "parameters": self.raw.num_parameters(), "torch": torch.__version__, "test_accuracy": None,
+        }
+        if status == "signal":
+            summary["signal"] = signal.Signals(signum).name
         if status == "finished":
-            metrics.write({"kind": "event", "event": "finished", "step": step, "test_acc": summary["test_accuracy"]})
-            metrics.close()
-            from auxrnn.train.plot import plot_run
+            rec = self.evaluate()
+            summary.update(test_accuracy=rec["test_acc"], test_correct=rec["test_correct"], test_count=rec["test_count"])
+            if "val_acc" in rec:
+                summary.update(val_accuracy=rec["val_acc"], val_count=rec["val_count"])
+            summary["param_sha256"] = distributed.gather_objects(param_sha256(self.raw), d)
+            summary["wall_seconds"] = self.wall_before + time.monotonic() - self.t0
+        summary["finished_at"] = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+        if d.is_master:
+            if status == "finished":
+                self.metrics.write({"kind": "event", "event": "finished", "step": step,
+                                    "test_acc": summary["test_accuracy"]})
+                self.metrics.close()
+                from auxrnn.train.plot import plot_run
 
-            plot_run(run_dir)
-        else:
-            log.info("stopped at step %d of %d (%s); checkpoint %s. Resume with: auxrnn train --resume %s",
-                     step, plan.total_steps, status, ckpt_path, run_dir)
-        write_summary(run_dir, summary)
-    return summary
+                plot_run(self.run_dir)
+            else:
+                log.info("stopped at step %d of %d (%s); checkpoint %s. Resume with: auxrnn train --resume %s",
+                         step, plan.total_steps, status, self.ckpt_path, self.run_dir)
+            write_summary(self.run_dir, summary)
+        return summary
 
 
 class _Window:
-    """Running sums between two metrics lines."""
+    """Running sums between two metrics lines, kept on the device so that a step never waits for it."""
 
-    def __init__(self):
-        self.reset()
+    KEYS = ("loss", "sup_loss", "aux_loss", "grad_norm")
+
+    def __init__(self, device: torch.device):
+        self.device = device
+        self.last_flushed_step = 0
         self.t = time.monotonic()
+        self.reset()
 
-    def reset(self):
-        self.n = 0
-        self.sums = {"loss": 0.0, "sup_loss": 0.0, "aux_loss": 0.0, "grad_norm": 0.0}
-        self.counts = {k: 0 for k in self.sums}
-        self.correct = self.scored = self.examples = 0
+    def reset(self) -> None:
+        zero = lambda: torch.zeros((), dtype=torch.float64, device=self.device)  # noqa: E731
+        self.sums = {k: zero() for k in self.KEYS}
+        self.counts = {k: 0 for k in self.KEYS}
+        self.correct = zero()
+        self.non_finite = torch.zeros((), dtype=torch.bool, device=self.device)
+        self.scored = self.examples = 0
 
-    def add(self, out, y, norm, examples: int) -> None:
+    def add(self, out, y: torch.Tensor, norm: torch.Tensor, examples: int) -> None:
         for key, v in (("loss", out.loss), ("sup_loss", out.sup_loss), ("aux_loss", out.aux_loss), ("grad_norm", norm)):
             if v is not None:
-                self.sums[key] += float(v.detach())
+                v = v.detach()
+                self.sums[key] += v.double()
                 self.counts[key] += 1
+                if key in ("loss", "grad_norm"):
+                    self.non_finite |= ~torch.isfinite(v)
         if out.logits is not None:
-            self.correct += int((out.logits.argmax(-1).cpu() == y).sum())
+            self.correct += (out.logits.argmax(-1) == y).sum().double()
             self.scored += int(y.numel())
         self.examples += examples
-        self.n += 1
 
-    def flush(self, step: int, epoch: float, phase: str, lr: float, device: torch.device) -> dict:
+    def flush(self, step: int, epoch: float, phase: str, lr: float) -> dict:
+        """The metrics record of the interval (this is where the host waits for the device), then reset."""
         now = time.monotonic()
-        rec = {"kind": "train", "step": step, "epoch": epoch, "phase": phase, "lr": lr}
+        rec = {"kind": "train", "step": step, "epoch": epoch, "phase": phase, "lr": lr,
+               "non_finite": bool(self.non_finite)}
         for k, s in self.sums.items():
             if self.counts[k]:
-                rec[k] = s / self.counts[k]
+                rec[k] = float(s) / self.counts[k]
         if self.scored:
-            rec["train_acc"] = 100.0 * self.correct / self.scored
+            rec["train_acc"] = 100.0 * float(self.correct) / self.scored
         rec["examples_per_s"] = self.examples / max(now - self.t, 1e-9)
-        rec["peak_mem_mib"] = peak_memory_mib(device)
-        self.t = now
+        rec["peak_mem_mib"] = peak_memory_mib(self.device)
+        self.t, self.last_flushed_step = now, step
         self.reset()
         return rec
+
+    def restart_clock(self, step: int) -> None:
+        self.t, self.last_flushed_step = time.monotonic(), step
+
+    def state(self) -> dict:
+        """The partial sums, so that a run resumed mid-interval logs exactly what a straight run logs."""
+        return {"sums": {k: float(v) for k, v in self.sums.items()}, "counts": dict(self.counts),
+                "correct": float(self.correct), "scored": self.scored, "examples": self.examples}
+
+    def load_state(self, state: dict) -> None:
+        self.reset()
+        for k, v in state["sums"].items():
+            self.sums[k] = torch.tensor(v, dtype=torch.float64, device=self.device)
+        self.counts = dict(state["counts"])
+        self.correct = torch.tensor(state["correct"], dtype=torch.float64, device=self.device)
+        self.scored, self.examples = int(state["scored"]), int(state["examples"])

@@ -22,7 +22,7 @@ from auxrnn.train.loop import CONFIG_FILE
 # Keys that may change when a run is resumed; everything else is fixed by the run's config.yaml
 # (changing e.g. the model or the seed would make the resumed run a different run).
 RESUMABLE_KEYS = ("train.device", "train.max_minutes", "train.eval_every", "train.log_every",
-                  "train.checkpoint_every", "train.epochs", "train.steps", "train.tensorboard",
+                  "train.checkpoint_every", "train.epochs", "train.steps", "train.tensorboard", "train.threads",
                   "data.workers", "data.eval_batch_size", "data.root")
 
 
