@@ -5,6 +5,14 @@ import argparse
 import logging
 import sys
 
+def _number(text: str) -> int | float:
+    """A count ("100") or a fraction ("0.2")."""
+    try:
+        return int(text)
+    except ValueError:
+        return float(text)
+
+
 _OPTION_FLAGS = {
     # flag dest -> (flag, type, help)
     "perm_seed": ("--perm-seed", int, "pmnist: seed of the fixed pixel permutation (default 0)"),
@@ -12,16 +20,22 @@ _OPTION_FLAGS = {
     "side": ("--side", int, "stanforddogs: image side, one of 40 48 56 72 80 96 112 128"),
     "max_len": ("--max-len", int, "dbpedia/csv: keep the first N bytes of each document"),
     "folder": ("--folder", str, "idx/csv: folder holding the files"),
-    "n_classes": ("--n-classes", int, "csv: number of classes (default: inferred)"),
+    "n_classes": ("--n-classes", int, "csv/arrays: number of classes (default: inferred)"),
     "length": ("--length", int, "copy/adding: sequence length"),
     "size": ("--size", int, "copy/adding: number of items"),
     "seed": ("--seed", int, "copy/adding: generator seed"),
+    "path": ("--path", str, "arrays: a folder of .npy files or an .npz file (docs/data.md)"),
+    "test_size": ("--test-size", _number, "arrays: test part of a single x/y, a fraction (0.2) or a count (100)"),
+    "split_seed": ("--split-seed", int, "arrays: seed of that split (default 0; never the training seed)"),
+    "bins": ("--bins", int, "arrays: tokens per channel of real inputs (default 256)"),
+    "quantiser": ("--quantiser", str, "arrays: quantile (equal-frequency, default) or uniform"),
+    "max_vocab": ("--max-vocab", int, "arrays: integers in 0..N-1 are used as tokens (default 4096; 0 quantises)"),
     "local_dir": ("--local-dir", str, "mnist/pmnist: a folder with the IDX files; dbpedia: train.csv/test.csv or the archive; stanforddogs: images.tar and lists.tar"),
 }
 
 
 def _add_common(p: argparse.ArgumentParser) -> None:
-    p.add_argument("name", help="dataset name (mnist, pmnist, cifar10, stanforddogs, dbpedia, idx, csv, copy, adding)")
+    p.add_argument("name", help="dataset name (mnist, pmnist, cifar10, stanforddogs, dbpedia, idx, csv, copy, adding, arrays)")
     p.add_argument("--root", default=None, help="data root (default: $AUXRNN_DATA, else the user cache folder)")
     p.add_argument("--split", choices=("train", "test", "both"), default="both")
     p.add_argument("--debug", action="store_true", help="show tracebacks")
@@ -71,9 +85,12 @@ def cmd_fetch(args: argparse.Namespace) -> int:
 def cmd_verify(args: argparse.Namespace) -> int:
     from auxrnn.data import MNIST, load_dataset
 
+    import torch
+
     opts = _options(args)
     if "download" in _accepted(args.name):
         opts["download"] = False
+    states: list[dict] = []
     for split in _splits(args):
         ds = load_dataset(args.name, split, root=args.root, **opts)
         if isinstance(ds, MNIST):
@@ -81,6 +98,14 @@ def cmd_verify(args: argparse.Namespace) -> int:
                 print(f"ok  {ds.raw_folder / fname}  sha256 {sha}")
         x, y = ds[0]
         print(f"ok  {args.name} {split}: {len(ds)} items, first item x {tuple(x.shape)} {x.dtype}, y {y}")
+        states.append(ds.data_state())
+    if any(states):
+        same = len(states) < 2 or (states[0].keys() == states[1].keys()
+                                   and all(torch.equal(states[0][k], states[1][k]) for k in states[0]))
+        if not same:
+            raise ValueError(f"{args.name}: the train and test splits disagree on their data state")
+        what = ", ".join(f"{k} {tuple(v.shape)}" for k, v in states[0].items())
+        print(f"ok  {args.name}: data state ({what}){' identical in both splits' if len(states) == 2 else ''}")
     return 0
 
 
@@ -91,11 +116,11 @@ def _accepted(name: str) -> list[str]:
 
 
 def cmd_info(args: argparse.Namespace) -> int:
-    from auxrnn.data import load_dataset
+    from auxrnn.data import NumpyArrays, load_dataset
 
     _setup_logging()
     opts = _options(args)
-    first = True
+    first, last = True, None
     for split in _splits(args):
         ds = load_dataset(args.name, split, root=args.root, **opts)
         info = ds.info
@@ -107,7 +132,37 @@ def cmd_info(args: argparse.Namespace) -> int:
             first = False
         kind = "variable, longest" if info.variable_length else "fixed"
         print(f"{split + ':':<10} {len(ds)} items, sequence length {info.seq_len} ({kind})")
+        if isinstance(ds, NumpyArrays):
+            _arrays_split(ds)
+            last = ds
+    if last is not None:
+        _arrays_tokens(last)
     return 0
+
+
+def _arrays_split(ds) -> None:
+    """Classes with counts, and lengths when the files give them, of one split of `arrays`."""
+    counts = ds.class_counts()
+    print(f"{'':<10} classes " + ", ".join(f"{c}: {int(n)}" for c, n in enumerate(counts)))
+    if ds.info.variable_length:
+        n = ds.lengths()
+        print(f"{'':<10} lengths min {int(n.min())}, mean {n.mean():.1f}, max {int(n.max())} (of T = {ds.steps})")
+
+
+def _arrays_tokens(ds) -> None:
+    """The inputs and how `arrays` turns them into tokens (the same for both splits: fitted on train)."""
+    print(f"layout:    {ds.layout}" + (f" (test_size={ds.test_size}, split_seed={ds.split_seed})"
+                                       if ds.layout == "single" else ""))
+    print(f"files:     {', '.join(ds.file_names)}")
+    print(f"inputs:    {ds.n_channels} channel{'s' if ds.n_channels > 1 else ''} of {ds.x_dtype}, T = {ds.steps}")
+    if ds.quantiser is None:
+        print(f"tokens:    integers used as tokens (max_vocab={ds.max_vocab}); vocabulary per channel = "
+              f"largest training value + 1: {', '.join(str(int(v)) for v in ds.vocab)}")
+        return
+    q = ds.quantiser
+    print(f"quantiser: {q.kind}, {q.bins} bins per channel, fitted on the train split only")
+    for c, (lo, med, hi) in enumerate(q.summary()):
+        print(f"{'':<10} channel {c}: edges min {lo:.6g}, median {med:.6g}, max {hi:.6g}")
 
 
 def register(subparsers) -> None:

@@ -4,6 +4,8 @@
     x, y = ds[0]                               # uint8 tensor (784,), int
     x, lengths, y = collate_sequences([ds[0], ds[1]])
     static_info("cifar10", {"grayscale": True})  # the shape, without reading a file
+    ds = load_dataset("arrays", "train", path="my_arrays/")  # any .npy folder / .npz (docs/data.md)
+    ds.data_state()                            # the fitted quantiser, saved with a run
 """
 from .datasets import (
     DATASETS,
@@ -17,6 +19,8 @@ from .datasets import (
     DatasetInfo,
     DBpedia,
     IDXFolder,
+    MissingArrayFile,
+    NumpyArrays,
     SequenceDataset,
     StanfordDogs,
     data_root,
@@ -25,10 +29,11 @@ from .datasets import (
     static_info,
 )
 from .integrity import DownloadError, RemoteFile
+from .quantize import Quantiser
 from .sequences import collate_sequences, make_permutation, pixels_to_tokens
 
 __all__ = [
     "DATASETS", "DOG_SIDES", "CIFAR10", "MNIST", "PMNIST", "Adding", "CopyMemory", "CSVFolder", "DatasetInfo",
-    "DBpedia", "DownloadError", "IDXFolder", "RemoteFile", "SequenceDataset", "StanfordDogs", "collate_sequences", "data_root",
+    "DBpedia", "DownloadError", "IDXFolder", "MissingArrayFile", "NumpyArrays", "Quantiser", "RemoteFile", "SequenceDataset", "StanfordDogs", "collate_sequences", "data_root",
     "dataset_options", "load_dataset", "make_permutation", "pixels_to_tokens", "static_info",
 ]

@@ -3,12 +3,14 @@
     base.py    data_root, DatasetInfo, the declared Shape, SequenceDataset, the fetch mixin, the permutation
     mnist.py   MNIST, PMNIST, IDXFolder          cifar.py   CIFAR10        dogs.py    StanfordDogs
     text.py    DBpedia, CSVFolder                 probes.py  CopyMemory, Adding
+    arrays.py  NumpyArrays (any .npy folder / .npz; real values quantised by ../quantize.py)
 """
 from __future__ import annotations
 
 import os
 
 from ..integrity import DownloadError, RemoteFile, atomic_path
+from .arrays import MissingArrayFile, NumpyArrays
 from .base import SPLITS, DatasetInfo, SequenceDataset, Shape, check_split, data_root
 from .cifar import CIFAR10
 from .dogs import DOG_SIDES, StanfordDogs
@@ -17,7 +19,8 @@ from .probes import Adding, CopyMemory
 from .text import DBPEDIA_DRIVE_ID, CSVFolder, DBpedia
 
 DATASETS: dict[str, type[SequenceDataset]] = {
-    cls.name: cls for cls in (MNIST, PMNIST, IDXFolder, CIFAR10, StanfordDogs, DBpedia, CSVFolder, CopyMemory, Adding)
+    cls.name: cls
+    for cls in (MNIST, PMNIST, IDXFolder, CIFAR10, StanfordDogs, DBpedia, CSVFolder, CopyMemory, Adding, NumpyArrays)
 }
 
 
@@ -55,7 +58,7 @@ def load_dataset(name: str, split: str = "train", root: str | os.PathLike | None
 def static_info(name: str, options: dict | None = None) -> DatasetInfo | None:
     """The shape of dataset `name` with `options`, known without reading (or fetching) any file.
 
-    None when the files decide it (``idx``; ``csv`` without ``n_classes``; ``max_len=None``). For the fixed
+    None when the files decide it (``idx``; ``arrays``; ``csv`` without ``n_classes``; ``max_len=None``). For the fixed
     datasets it equals the loaded dataset's `info`; for variable-length data `seq_len` is the bound `max_len`
     (the loaded split's longest document, which reaches it when a document is that long). StanfordDogs gives
     the published 120 classes (a loaded subset counts the classes its lists hold). Unknown options raise
@@ -67,6 +70,6 @@ def static_info(name: str, options: dict | None = None) -> DatasetInfo | None:
 
 __all__ = [
     "DATASETS", "DOG_SIDES", "SPLITS", "Adding", "CIFAR10", "CSVFolder", "CopyMemory", "DBpedia", "DatasetInfo",
-    "DownloadError", "IDXFolder", "MNIST", "PMNIST", "RemoteFile", "SequenceDataset", "Shape", "StanfordDogs",
+    "DownloadError", "IDXFolder", "MNIST", "MissingArrayFile", "NumpyArrays", "PMNIST", "RemoteFile", "SequenceDataset", "Shape", "StanfordDogs",
     "data_root", "dataset_options", "load_dataset", "static_info", "atomic_path",
 ]

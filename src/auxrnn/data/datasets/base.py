@@ -121,6 +121,14 @@ class SequenceDataset(Dataset):
         """The fields of `Shape` this split's files decide (the rest is the class's declaration)."""
         return {}
 
+    def data_state(self) -> dict[str, torch.Tensor]:
+        """What a run saves with its checkpoints and must find unchanged on resume and eval.
+
+        Data-derived state that the options alone do not pin down: the pixel permutation of `pmnist`/`idx`, the
+        quantiser edges and vocabulary of `arrays`. The same for the train and the test split; {} by default.
+        """
+        return {}
+
     @property
     def info(self) -> DatasetInfo:
         s = self.shape(**self._shape_args())._replace(**self._measure())
@@ -256,6 +264,12 @@ class _PixelPermutation:
             return
         self.permutation = sequences.make_permutation(int(self._x.shape[1]), self.perm_seed)
         self._x = self._x[:, self.permutation].contiguous()
+
+    def data_state(self) -> dict[str, torch.Tensor]:
+        """{"permutation": int64 (T,)} when the steps are permuted, else {}."""
+        if self.permutation is None:
+            return {}
+        return {"permutation": self.permutation.to(torch.int64).clone()}
 
     def extra_repr(self) -> str:
         return "" if self.perm_seed is None else f"perm_seed: {self.perm_seed}"
