@@ -25,13 +25,31 @@ def test_bench_refuses_unknown_models_and_bad_lengths(capsys):
     assert "--lengths must be comma-separated integers" in capsys.readouterr().err
 
 
-def test_bench_concurrent_copies_report_their_summed_throughput(tmp_path):
+def test_bench_concurrent_copies_take_their_share_of_the_cores_and_sum_their_rates(tmp_path, monkeypatch):
+    from auxrnn.train.cpu import usable_cores
+
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
     out = tmp_path / "bench.json"
     assert main(["bench", "--models", "lstm-t300", "--lengths", "32", "--batch", "2", "--steps", "2",
-                 "--device", "cpu", "--concurrent", "2", "--json", str(out)]) == 0
-    (rec,) = json.loads(out.read_text())
-    assert rec["concurrent"] == 2
-    assert rec["steps_per_s"] > 1000 / rec["step_ms"]  # two copies: more than one copy's rate
+                 "--device", "cpu", "--concurrent", "2", "--threads", "0,3", "--json", str(out)]) == 0
+    auto, forced = json.loads(out.read_text())
+    assert auto["concurrent"] == forced["concurrent"] == 2 and len(auto["copies"]) == 2
+    assert auto["threads"] == max(1, usable_cores() // 2) and forced["threads"] == 3
+    for rec in (auto, forced):
+        assert rec["steps_per_s"] == round(sum(c["steps_per_s"] for c in rec["copies"]), 3)
+        assert rec["step_ms"] == round(sum(c["step_ms"] for c in rec["copies"]) / 2, 2)
+
+
+def test_bench_plot_draws_the_cost_panel_from_saved_records(tmp_path, capsys):
+    out, png = tmp_path / "bench.json", tmp_path / "cost.png"
+    assert main(["bench", "--models", "lstm-full,lstm-t300", "--lengths", "24,48", "--batch", "2", "--steps", "1",
+                 "--device", "cpu", "--json", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert main(["bench", "--from", str(out), "--plot", str(png)]) == 0
+    again = capsys.readouterr().out
+    assert png.stat().st_size > 5000
+    rows = lambda text: [line for line in text.splitlines() if line.startswith("lstm-")]  # noqa: E731
+    assert rows(again) == rows(printed) and len(rows(again)) == 4  # the same table, nothing measured again
 
 
 def test_bench_inference_case_and_the_speedup_over_full_bptt(tmp_path, capsys):

@@ -13,11 +13,9 @@ import pytest
 import torch
 
 from auxrnn.cli import main
+from conftest import tiny_args
 
-TINY = ["--preset", "none", "data.name=copy", "data.options.length=30", "data.options.size=64", "data.batch_size=8",
-        "data.eval_batch_size=16", "model.subseq_len=10", "model.truncate=10", "model.aux_truncate=10",
-        "model.hidden=16", "model.embed_dim=8", "model.aux_hidden=16", "model.ffn_hidden=16",
-        "train.pretrain_steps=3", "train.log_every=10", "train.eval_every=40"]
+TINY = tiny_args(64, 16, "train.pretrain_steps=3", "train.eval_every=40", log_every=10, tensorboard=True)
 TIMING = {"examples_per_s", "eval_seconds", "peak_mem_mib"}
 
 
@@ -152,3 +150,24 @@ def test_unknown_key_message_is_two_sentences():
 
     with pytest.raises(ValueError, match=r"^unknown config key 'zzz\.qqq'\. Valid keys: data, model"):
         build_config("default", {"zzz.qqq": 1})
+
+
+def test_resume_and_eval_refuse_data_built_differently_from_the_checkpoints(tmp_path, capsys):
+    """The permutation of a permuted image source is saved with the run: changing it is refused, by name."""
+    import numpy as np
+
+    from conftest import write_mnist_idx
+
+    rng = np.random.default_rng(0)
+    for prefix in ("train", "t10k"):
+        write_mnist_idx(tmp_path, prefix, rng.integers(0, 256, (8, 6, 6), dtype=np.uint8), np.arange(8, dtype=np.uint8) % 3)
+    run = tmp_path / "run"
+    assert main(["train", "--preset", "none", "data.name=idx", f"data.options.folder={tmp_path}", "data.options.perm_seed=0",
+                 "data.batch_size=4", *tiny_args()[6:], "train.steps=2", f"train.out={run}"]) == 0
+    assert main(["eval", str(run), "data.options.perm_seed=1"]) == 2
+    assert "the data permutation of 'idx'" in capsys.readouterr().err
+    assert main(["eval", str(run)]) == 0
+    config = run / "config.yaml"
+    config.write_text(config.read_text().replace("perm_seed: 0", "perm_seed: 5"))
+    assert main(["train", "--resume", str(run), "train.steps=4", "--no-progress"]) == 2
+    assert "the data permutation saved in" in capsys.readouterr().err

@@ -16,7 +16,7 @@ import torch
 
 from auxrnn.memory import run_guarded
 from auxrnn.models import AuxRNN, ModelConfig, TransformerClassifier, matched_transformer_config
-from auxrnn.train.cpu import flush_denormals
+from auxrnn.train.cpu import flush_denormals, use_threads
 
 # name -> ModelConfig overrides; the MNIST defaults of the paper otherwise (LSTM-128, 2x256 decoder).
 CASES: dict[str, dict] = {
@@ -42,6 +42,7 @@ class BenchSpec:
     warmup: int = 2
     seed: int = 0
     concurrent: int = 1  # copies of the case trained at once, each in its own process
+    threads: int = 0     # CPU threads per copy; 0 = its share of the cores (auxrnn.train.cpu.choose_threads)
 
 
 def build_case(name: str, **overrides) -> torch.nn.Module:
@@ -68,8 +69,9 @@ def _set_barrier(barrier) -> None:
 
 def measure(spec: BenchSpec) -> dict:
     """Run one case in this process and return its record (timed steps start together across copies)."""
-    torch.manual_seed(spec.seed)
     device = torch.device(spec.device)
+    threads = use_threads(spec.threads, spec.concurrent)[0] if device.type == "cpu" else torch.get_num_threads()
+    torch.manual_seed(spec.seed)
     model = build_case(spec.model).to(device)
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
     x = torch.randint(0, 256, (spec.batch, spec.T), dtype=torch.uint8, device=device)
@@ -106,7 +108,7 @@ def measure(spec: BenchSpec) -> dict:
     return {"model": spec.model, "T": spec.T, "batch": spec.batch, "device": name,
             "step_ms": round(1000 * elapsed / spec.steps, 2), "peak_mib": round(peak, 1),
             "peak_kind": "allocator peak" if cuda else "peak RSS growth", "steps": spec.steps,
-            "concurrent": spec.concurrent, "steps_per_s": round(spec.steps / elapsed, 3)}
+            "concurrent": spec.concurrent, "threads": threads, "steps_per_s": round(spec.steps / elapsed, 3)}
 
 
 def _measure_flushed(spec: BenchSpec) -> dict:
@@ -136,6 +138,7 @@ def _measure_together(spec: BenchSpec) -> dict:
     if any(r.get("status") == "oom" for r in recs):
         return next(r for r in recs if r.get("status") == "oom")
     rec = dict(recs[0])
+    rec["copies"] = [{k: r[k] for k in ("step_ms", "steps_per_s", "peak_mib")} for r in recs]
     rec["step_ms"] = round(sum(r["step_ms"] for r in recs) / len(recs), 2)
     rec["steps_per_s"] = round(sum(r["steps_per_s"] for r in recs), 3)
     rec["peak_mib"] = max(r["peak_mib"] for r in recs)
@@ -143,11 +146,13 @@ def _measure_together(spec: BenchSpec) -> dict:
 
 
 def add_speedups(records: list[dict]) -> None:
-    """Set `vs_full` = lstm-full's step time / this record's, for records sharing T, batch, device, copies."""
-    full = {(r["T"], r["batch"], r["device"], r.get("concurrent", 1)): r["step_ms"]
-            for r in records if r["model"] == "lstm-full" and r.get("step_ms")}
+    """Set `vs_full` = lstm-full's step time / this record's, for records sharing T, batch, device, copies, threads."""
+    def key(r):
+        return r["T"], r["batch"], r["device"], r.get("concurrent", 1), r.get("threads")
+
+    full = {key(r): r["step_ms"] for r in records if r["model"] == "lstm-full" and r.get("step_ms")}
     for r in records:
-        ref = full.get((r["T"], r["batch"], r["device"], r.get("concurrent", 1)))
+        ref = full.get(key(r))
         if ref and r.get("step_ms"):
             r["vs_full"] = round(ref / r["step_ms"], 2)
 
@@ -164,3 +169,36 @@ def run_grid(specs: list[BenchSpec], isolate: bool | None = None):
             continue
         with mp.get_context("spawn").Pool(1) as pool:
             yield pool.apply(_measure_guarded, (spec,))
+
+
+def plot_records(records: list[dict], out) -> None:
+    """The cost panel of the paper's Fig. 3: step time and peak memory against T, one line per model.
+
+    Single-copy records only (concurrency rows measure sharing, not cost); out-of-memory points are left out.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = [r for r in records if r.get("concurrent", 1) == 1 and r.get("step_ms")]
+    if not rows:
+        raise ValueError("no single-copy records to plot")
+    fig, (ax_t, ax_m) = plt.subplots(1, 2, figsize=(11, 4.2))
+    for model in dict.fromkeys(r["model"] for r in rows):
+        pts = sorted((r["T"], r["step_ms"], r["peak_mib"]) for r in rows if r["model"] == model)
+        T = [p[0] for p in pts]
+        ax_t.plot(T, [p[1] / 1000 for p in pts], marker="o", label=model)
+        ax_m.plot(T, [max(p[2], 1e-3) for p in pts], marker="o", label=model)
+    r0 = rows[0]
+    for ax, label in ((ax_t, "seconds per training step"), (ax_m, f"peak MiB ({r0.get('peak_kind', 'peak')})")):
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_xlabel("sequence length T")
+        ax.set_ylabel(label)
+        ax.grid(alpha=0.3, which="both")
+    ax_t.legend(fontsize=8)
+    fig.suptitle(f"one step at batch {r0['batch']} on {r0['device']} ({r0.get('threads', '?')} threads)", fontsize=10)
+    fig.tight_layout()
+    fig.savefig(out, dpi=110)
+    plt.close(fig)

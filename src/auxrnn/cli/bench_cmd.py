@@ -19,7 +19,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--concurrent", default="1",
                    help="comma-separated numbers of copies trained at once (own process each); "
                         "reports their summed steps/s, e.g. 1,2,4")
+    p.add_argument("--threads", default="0",
+                   help="comma-separated CPU threads per copy; 0 = automatic: the usable cores divided by the "
+                        "copies (e.g. --concurrent 2 --threads 0,2 measures automatic against oversubscribed)")
     p.add_argument("--json", type=Path, default=None, help="also write the records as a JSON list here")
+    p.add_argument("--plot", type=Path, default=None, metavar="PNG",
+                   help="draw step time and peak memory against T for each model (the cost panel of Fig. 3)")
+    p.add_argument("--from", dest="source", type=Path, default=None, metavar="JSON",
+                   help="print (and --plot) the records of an earlier --json file instead of measuring")
     p.set_defaults(func=run)
 
 
@@ -39,15 +46,21 @@ def run(args) -> int:
         raise ValueError(f"--lengths must be comma-separated integers, got {args.lengths!r}") from None
     try:
         concurrent = [int(k) for k in args.concurrent.split(",") if k.strip()]
+        threads = [int(k) for k in args.threads.split(",") if k.strip()]
     except ValueError:
-        raise ValueError(f"--concurrent must be comma-separated integers, got {args.concurrent!r}") from None
+        raise ValueError(f"--concurrent and --threads must be comma-separated integers, got {args.concurrent!r} "
+                         f"and {args.threads!r}") from None
     if batch < 1 or steps < 1 or not lengths or min(lengths) < 2 or not concurrent or min(concurrent) < 1:
         raise ValueError("--batch, --steps and --concurrent must be >= 1 and every length >= 2")
-    specs = [BenchSpec(m, T, batch, device, steps=steps, warmup=1 if not cuda else 3, concurrent=k)
-             for m in models for T in lengths for k in concurrent]
+    if not threads or min(threads) < 0:
+        raise ValueError("--threads must be >= 0 (0 = automatic)")
+    specs = [BenchSpec(m, T, batch, device, steps=steps, warmup=1 if not cuda else 3, concurrent=k, threads=n)
+             for m in models for T in lengths for k in concurrent for n in threads]
     records = []
-    print(f"{'model':<14}{'T':>7}{'batch':>7}{'copies':>7}{'ms/step':>11}{'steps/s':>10}{'peak MiB':>11}{'vs full':>9}  device")
-    for rec in run_grid(specs):
+    print(f"{'model':<14}{'T':>7}{'batch':>7}{'copies':>7}{'threads':>8}{'ms/step':>11}{'steps/s':>10}{'peak MiB':>11}"
+          f"{'vs full':>9}  device")
+    source = json.loads(args.source.read_text()) if args.source else None
+    for rec in (source if source is not None else run_grid(specs)):
         records.append(rec)
         add_speedups(records)
         oom = rec.get("status") == "oom"
@@ -55,9 +68,14 @@ def run(args) -> int:
         sps = "-" if oom else f"{rec['steps_per_s']:.2f}"
         mib = "-" if rec["peak_mib"] is None else f"{rec['peak_mib']:.0f}"
         vs = f"{rec['vs_full']:.2f}x" if "vs_full" in rec else "-"
-        print(f"{rec['model']:<14}{rec['T']:>7}{rec['batch']:>7}{rec.get('concurrent', 1):>7}{ms:>11}{sps:>10}{mib:>11}"
-              f"{vs:>9}  {rec['device']}", flush=True)
-    if args.json:
+        print(f"{rec['model']:<14}{rec['T']:>7}{rec['batch']:>7}{rec.get('concurrent', 1):>7}{rec.get('threads', '-'):>8}"
+              f"{ms:>11}{sps:>10}{mib:>11}{vs:>9}  {rec['device']}", flush=True)
+    if args.plot:
+        from auxrnn.bench import plot_records
+
+        plot_records(records, args.plot)
+        print(f"wrote {args.plot}")
+    if args.json and source is None:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(records, indent=1))
         print(f"wrote {len(records)} records to {args.json}")

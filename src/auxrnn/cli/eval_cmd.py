@@ -16,6 +16,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="evaluate on another dataset with the same input and class shapes (e.g. idx)")
     p.add_argument("--split", default="test", choices=("test", "train"), help="which split to score (default test)")
     p.add_argument("--out", type=Path, default=None, help="where to write eval.json (default: beside the run)")
+    p.add_argument("--threads", type=int, default=0,
+                   help="CPU threads; 0 (default) = this process's share of the usable cores (OMP_NUM_THREADS wins)")
     p.add_argument("--debug", action="store_true", help="show tracebacks")
     p.set_defaults(func=run)
 
@@ -29,6 +31,9 @@ def run(args) -> int:
     from auxrnn.train.config import fit_to_data, from_dict, parse_overrides, set_key
     from auxrnn.train.loop import device_name, evaluate
 
+    from auxrnn.train.cpu import use_threads
+
+    use_threads(args.threads)
     path = checkpoint.find(args.target)
     ckpt = checkpoint.load(path)
     cfg = from_dict(ckpt["config"])
@@ -39,11 +44,15 @@ def run(args) -> int:
             raise ValueError(f"{key} cannot be overridden by eval: only data.*, train.device and train.amp")
         set_key(cfg, key, value)
     ds = load_dataset(cfg.data.name, args.split, root=cfg.data.root, **cfg.data.options)
-    saved_perm = ckpt.get("data", {}).get("permutation")
-    perm = getattr(ds, "permutation", None)
-    if saved_perm is not None and perm is not None and not torch.equal(saved_perm, torch.as_tensor(perm).long()):
-        raise RuntimeError(f"the permutation of {cfg.data.name!r} {cfg.data.options} differs from the one this "
-                           f"model was trained with ({path})")
+    # The data state the model was trained with (a permutation, a quantiser) must be the one built now;
+    # with --data (another dataset) only what both have is compared.
+    now = ds.data_state()
+    for key, saved in ckpt.get("data", {}).items():
+        if key not in now and args.data:
+            continue
+        if key not in now or not torch.equal(saved, now[key]):
+            raise RuntimeError(f"the data {key} of {cfg.data.name!r} {cfg.data.options} differs from the one this "
+                               f"model was trained with ({path}); refusing to evaluate")
     fit_to_data(cfg, ds.info)  # the saved channels / n_classes must fit the data
     d = distributed.Dist(device=distributed.pick_device(cfg.train.device))
     model = models.build(cfg.model, cfg.arch).to(d.device)  # the saved arch.* and model.* (old checkpoints: arch rnn)

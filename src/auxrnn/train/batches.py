@@ -29,7 +29,7 @@ class Splits:
     val: Dataset | None
     test: Dataset
     info: object  # auxrnn.data.DatasetInfo of the full training split
-    extra_state: dict  # data state saved with the run (e.g. the pMNIST permutation)
+    extra_state: dict  # data state saved with the run (dataset.data_state(): a permutation, a quantiser)
 
 
 def load_splits(cfg: DataConfig) -> Splits:
@@ -39,10 +39,7 @@ def load_splits(cfg: DataConfig) -> Splits:
     train = load_dataset(cfg.name, "train", root=cfg.root, **cfg.options)
     test = load_dataset(cfg.name, "test", root=cfg.root, **cfg.options)
     info = train.info
-    extra: dict = {}
-    perm = getattr(train, "permutation", None)
-    if perm is not None:
-        extra["permutation"] = torch.as_tensor(np.asarray(perm), dtype=torch.int64).clone()
+    extra = train.data_state()
     val = None
     if cfg.val_size:
         if cfg.val_size >= len(train):
