@@ -7,9 +7,25 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import logging
 import sys
 
 _COMMANDS = ("train", "eval", "data", "bench", "reproduce")
+
+
+class StderrHandler(logging.StreamHandler):
+    """Writes to whatever sys.stderr is at the time of each record (redirected or captured streams too)."""
+
+    def __init__(self):
+        super().__init__()
+
+    @property
+    def stream(self):
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value):  # logging.StreamHandler assigns it; the current sys.stderr is always used
+        pass
 
 
 def build_parser() -> argparse.ArgumentParser:

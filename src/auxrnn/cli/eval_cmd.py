@@ -29,7 +29,7 @@ def run(args) -> int:
     from auxrnn.data import load_dataset
     from auxrnn.train import checkpoint, distributed
     from auxrnn.train.config import fit_to_data, from_dict, parse_overrides, set_key
-    from auxrnn.train.loop import device_name, evaluate
+    from auxrnn.train.evaluation import device_name, evaluate
 
     from auxrnn.train.cpu import use_threads
 

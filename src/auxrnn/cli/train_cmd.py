@@ -5,8 +5,9 @@ import argparse
 import logging
 import os
 import signal
-import sys
 from pathlib import Path
+
+from auxrnn.cli import StderrHandler
 
 EPILOG = """examples:
   auxrnn train                                   # the default job: r-LSTM on MNIST, minutes on a CPU
@@ -39,7 +40,7 @@ def setup_logging() -> None:
     rank = int(os.environ.get("RANK", "0"))
     root = logging.getLogger("auxrnn")
     if not root.handlers:
-        h = logging.StreamHandler(sys.stderr)
+        h = StderrHandler()
         h.setFormatter(logging.Formatter("%(message)s" if rank == 0 else f"[rank {rank}] %(message)s"))
         root.addHandler(h)
     root.setLevel(logging.INFO if rank == 0 else logging.WARNING)

@@ -26,4 +26,5 @@ def __getattr__(name: str) -> Any:
 
 
 if TYPE_CHECKING:  # pragma: no cover
-    from auxrnn.train.loop import NonFiniteLoss, evaluate, train
+    from auxrnn.train.evaluation import evaluate
+    from auxrnn.train.loop import NonFiniteLoss, train

@@ -8,7 +8,7 @@ A run is described by five sections, each a dataclass with a default for every k
     optim.*  OptimConfig   optimizer, learning rate and its schedule, clipping, weight decay
     train.*  TrainConfig   seed, phase lengths, aux_weight, evaluation, device, run folder, time budget
 
-A preset (`configs/NAME.yaml`) is a flat mapping of dotted keys to values and lists only what differs from
+A preset (`auxrnn/configs/NAME.yaml`, shipped with the package, or any YAML file) is a flat mapping of dotted keys to values and lists only what differs from
 the defaults; nested sections (`model: {truncate: 300}`) are accepted too. Command-line overrides use the
 same dotted keys (`model.truncate=300`, `optim.lr=1e-3`). Every value is checked against the type of its
 field (auxrnn.train.values) and every key against the dataclasses: a typo is an error, never a silently
@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import importlib.resources
 import math
 import re
 import typing
@@ -39,7 +40,7 @@ import yaml
 from auxrnn.models.config import ArchConfig, ModelConfig
 from auxrnn.train.values import coerce, parse_overrides  # noqa: F401 - parse_overrides is this module's API too
 
-CONFIG_DIR = Path(__file__).resolve().parents[3] / "configs"  # <repo>/configs in a source checkout
+PRESETS = importlib.resources.files("auxrnn") / "configs"  # shipped inside the package (package data)
 
 DATASETS = ("mnist", "pmnist", "cifar10", "stanforddogs", "dbpedia", "idx", "csv", "copy", "adding")
 OPTIMIZERS = ("adam", "rmsprop")
@@ -187,26 +188,33 @@ def flatten(mapping: dict, prefix: str = "") -> dict[str, Any]:
     return flat
 
 
-def preset_path(name: str, config_dir: Path | None = None) -> Path:
-    """configs/NAME.yaml, or NAME itself when it is a path to a YAML file."""
+def preset_path(name: str, config_dir: Path | None = None):
+    """The preset NAME shipped with auxrnn (auxrnn/configs/NAME.yaml), or NAME itself when it is a YAML file.
+
+    Returns a path-like object with `.name` and `.read_text()` (a Path, or a package resource).
+    """
     p = Path(name)
-    if p.suffix in (".yaml", ".yml") and p.exists():
-        return p
-    folder = Path(config_dir) if config_dir else CONFIG_DIR
-    path = folder / f"{name}.yaml"
-    if not path.exists():
-        known = ", ".join(list_presets(folder)) or "(none found)"
-        raise ValueError(f"unknown preset {name!r}: no file {path}. Presets: {known}")
+    if p.suffix in (".yaml", ".yml"):
+        if p.is_file():
+            return p
+        if p.parent != Path("."):
+            raise ValueError(f"preset file {name} does not exist")
+    folder = Path(config_dir) if config_dir else PRESETS
+    path = folder / f"{p.stem if p.suffix in ('.yaml', '.yml') else name}.yaml"
+    if not path.is_file():
+        known = ", ".join(list_presets(config_dir)) or "(none found)"
+        raise ValueError(f"unknown preset {name!r}: not a YAML file here and not one of auxrnn's presets: {known}")
     return path
 
 
 def list_presets(config_dir: Path | None = None) -> list[str]:
-    folder = Path(config_dir) if config_dir else CONFIG_DIR
-    return sorted(p.stem for p in folder.glob("*.yaml"))
+    """Names of the shipped presets (or of the YAML files in `config_dir`)."""
+    folder = Path(config_dir) if config_dir else PRESETS
+    return sorted(f.name[:-5] for f in folder.iterdir() if f.name.endswith(".yaml"))
 
 
-def read_yaml(path: Path) -> dict[str, Any]:
-    data = yaml.safe_load(Path(path).read_text()) or {}
+def read_yaml(path) -> dict[str, Any]:
+    data = yaml.safe_load(path.read_text()) or {}
     if not isinstance(data, dict):
         raise ValueError(f"{path}: a preset must be a mapping of keys to values, got {type(data).__name__}")
     return flatten(data)

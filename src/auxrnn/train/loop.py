@@ -21,7 +21,6 @@ A stop (SIGINT/SIGTERM, the time budget, `until_step`) always writes a checkpoin
 """
 from __future__ import annotations
 
-import contextlib
 import datetime as _dt
 import hashlib
 import logging
@@ -29,7 +28,6 @@ import math
 import random
 import signal
 import sys
-import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,8 +39,10 @@ from auxrnn import models
 from auxrnn.memory import is_oom
 from auxrnn.train import batches, checkpoint, distributed
 from auxrnn.train.config import RunConfig, dump_yaml, fit_to_data
-from auxrnn.train.cpu import cpu_model, flush_denormals, use_threads
-from auxrnn.train.metrics import MetricsLog, peak_memory_mib, read_summary, write_summary
+from auxrnn.train.cpu import flush_denormals, use_threads
+from auxrnn.train.evaluation import amp, device_name, evaluate
+from auxrnn.train.metrics import MetricsLog, MetricsWindow, read_summary, write_summary
+from auxrnn.train.signals import StopSignals
 from auxrnn.train.optim import build_optimizer, lr_at, phase_of
 
 log = logging.getLogger("auxrnn.train")
@@ -80,60 +80,6 @@ def param_sha256(model: torch.nn.Module) -> str:
         h.update(name.encode())
         h.update(t.detach().cpu().contiguous().view(-1).view(torch.uint8).numpy().tobytes())
     return h.hexdigest()
-
-
-def _amp(cfg: RunConfig, device: torch.device):
-    if cfg.train.amp and device.type == "cuda":
-        return torch.autocast("cuda", dtype=torch.bfloat16)
-    return contextlib.nullcontext()
-
-
-def device_name(device: torch.device) -> str:
-    if device.type == "cuda":
-        return torch.cuda.get_device_name(device)
-    return f"cpu ({cpu_model()}, {torch.get_num_threads()} threads)"
-
-
-@torch.no_grad()
-def evaluate(model: torch.nn.Module, ds, cfg: RunConfig, d: distributed.Dist) -> tuple[int, int]:
-    """(correct, count) over every example of `ds`, summed over ranks. count == len(ds) always."""
-    was_training = model.training
-    model.eval()
-    correct = count = 0
-    with flush_denormals(d.device):
-        for x, lengths, y in batches.eval_batches(ds, cfg.data.eval_batch_size, d.rank, d.world_size, cfg.data.workers):
-            with _amp(cfg, d.device):
-                logits = model.predict(x.to(d.device, non_blocking=True), lengths)
-            correct += int((logits.argmax(-1).cpu() == y).sum())
-            count += int(y.numel())
-    model.train(was_training)
-    correct, count = (int(v) for v in distributed.all_reduce([correct, count], d))
-    assert count == len(ds), f"evaluation scored {count} of {len(ds)} examples"
-    return correct, count
-
-
-class StopSignals:
-    """SIGINT/SIGTERM set a flag that the loop reads between steps (a second SIGINT interrupts at once)."""
-
-    def __init__(self):
-        self.signum = 0
-        self._old: dict = {}
-
-    def _handle(self, signum, frame):
-        if self.signum and signum == signal.SIGINT:
-            raise KeyboardInterrupt
-        self.signum = signum
-        log.warning("received %s: stopping with a checkpoint", signal.Signals(signum).name)
-
-    def __enter__(self):
-        if threading.current_thread() is threading.main_thread():
-            for s in (signal.SIGINT, signal.SIGTERM):
-                self._old[s] = signal.signal(s, self._handle)
-        return self
-
-    def __exit__(self, *exc):
-        for s, h in self._old.items():
-            signal.signal(s, h)
 
 
 def _seed_everything(seed: int, gen: torch.Generator) -> None:
@@ -207,7 +153,7 @@ class Run:
         self.plan = plan_phases(cfg, len(self.splits.train))
         self.ckpt_path = run_dir / checkpoint.FOLDER / checkpoint.LAST
         self.step, self.wall_before, self.t0 = 0, 0.0, time.monotonic()
-        self.window = _Window(d.device)
+        self.window = MetricsWindow(d.device)
         self.metrics: MetricsLog | None = None
         self._ddp, self._ddp_find_unused = None, None
 
@@ -290,7 +236,7 @@ class Run:
         for group in self.optimizer.param_groups:
             group["lr"] = lr
         y = y.to(d.device, non_blocking=True)
-        with _amp(cfg, d.device):
+        with amp(cfg, d.device):
             out = self._model_for(phase)(x.to(d.device, non_blocking=True), lengths, y, generator=self.gen,
                                          phase=phase, aux_weight=cfg.train.aux_weight)
         out.loss.backward()
@@ -488,68 +434,3 @@ class Run:
                          step, plan.total_steps, status, self.ckpt_path, self.run_dir)
             write_summary(self.run_dir, summary)
         return summary
-
-
-class _Window:
-    """Running sums between two metrics lines, kept on the device so that a step never waits for it."""
-
-    KEYS = ("loss", "sup_loss", "aux_loss", "grad_norm")
-
-    def __init__(self, device: torch.device):
-        self.device = device
-        self.last_flushed_step = 0
-        self.t = time.monotonic()
-        self.reset()
-
-    def reset(self) -> None:
-        zero = lambda: torch.zeros((), dtype=torch.float64, device=self.device)  # noqa: E731
-        self.sums = {k: zero() for k in self.KEYS}
-        self.counts = {k: 0 for k in self.KEYS}
-        self.correct = zero()
-        self.non_finite = torch.zeros((), dtype=torch.bool, device=self.device)
-        self.scored = self.examples = 0
-
-    def add(self, out, y: torch.Tensor, norm: torch.Tensor, examples: int) -> None:
-        for key, v in (("loss", out.loss), ("sup_loss", out.sup_loss), ("aux_loss", out.aux_loss), ("grad_norm", norm)):
-            if v is not None:
-                v = v.detach()
-                self.sums[key] += v.double()
-                self.counts[key] += 1
-                if key in ("loss", "grad_norm"):
-                    self.non_finite |= ~torch.isfinite(v)
-        if out.logits is not None:
-            self.correct += (out.logits.argmax(-1) == y).sum().double()
-            self.scored += int(y.numel())
-        self.examples += examples
-
-    def flush(self, step: int, epoch: float, phase: str, lr: float) -> dict:
-        """The metrics record of the interval (this is where the host waits for the device), then reset."""
-        now = time.monotonic()
-        rec = {"kind": "train", "step": step, "epoch": epoch, "phase": phase, "lr": lr,
-               "non_finite": bool(self.non_finite)}
-        for k, s in self.sums.items():
-            if self.counts[k]:
-                rec[k] = float(s) / self.counts[k]
-        if self.scored:
-            rec["train_acc"] = 100.0 * float(self.correct) / self.scored
-        rec["examples_per_s"] = self.examples / max(now - self.t, 1e-9)
-        rec["peak_mem_mib"] = peak_memory_mib(self.device)
-        self.t, self.last_flushed_step = now, step
-        self.reset()
-        return rec
-
-    def restart_clock(self, step: int) -> None:
-        self.t, self.last_flushed_step = time.monotonic(), step
-
-    def state(self) -> dict:
-        """The partial sums, so that a run resumed mid-interval logs exactly what a straight run logs."""
-        return {"sums": {k: float(v) for k, v in self.sums.items()}, "counts": dict(self.counts),
-                "correct": float(self.correct), "scored": self.scored, "examples": self.examples}
-
-    def load_state(self, state: dict) -> None:
-        self.reset()
-        for k, v in state["sums"].items():
-            self.sums[k] = torch.tensor(v, dtype=torch.float64, device=self.device)
-        self.counts = dict(state["counts"])
-        self.correct = torch.tensor(state["correct"], dtype=torch.float64, device=self.device)
-        self.scored, self.examples = int(state["scored"]), int(state["examples"])

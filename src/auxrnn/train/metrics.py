@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import math
 import resource
+import time
 from pathlib import Path
 
 import torch
@@ -63,7 +64,9 @@ class MetricsLog:
             from torch.utils.tensorboard import SummaryWriter
 
             purge = None if keep_until is None else keep_until + 1  # events at steps >= purge are dropped
-            self._tb = SummaryWriter(log_dir=str(Path(run_dir) / "tensorboard"), purge_step=purge)
+            tb_dir = Path(run_dir) / "tensorboard"
+            _after_existing_event_files(tb_dir)
+            self._tb = SummaryWriter(log_dir=str(tb_dir), purge_step=purge)
 
     def write(self, record: dict) -> None:
         record = _clean(record)
@@ -83,6 +86,20 @@ class MetricsLog:
         if self._tb is not None:
             self._tb.flush()
             self._tb.close()
+
+
+def _after_existing_event_files(tb_dir: Path) -> None:
+    """Wait (at most a second) until a new event file sorts after the existing ones.
+
+    TensorBoard reads a folder's event files in name order, and a name starts with the creation time in
+    whole seconds; a resumed run's file must come after the crashed run's, or the crashed run's stale
+    steps would be read last and win.
+    """
+    stamps = [int(p.name.split(".")[3]) for p in tb_dir.glob("events.out.tfevents.*")
+              if len(p.name.split(".")) > 3 and p.name.split(".")[3].isdigit()]
+    deadline = time.monotonic() + 2.0  # a file from the future (clock skew) must not hang the run
+    while stamps and int(time.time()) <= max(stamps) and time.monotonic() < deadline:
+        time.sleep(0.05)
 
 
 def read_metrics(run_dir: Path) -> list[dict]:
@@ -110,3 +127,68 @@ def write_summary(run_dir: Path, summary: dict) -> None:
 def read_summary(run_dir: Path) -> dict | None:
     path = Path(run_dir) / SUMMARY
     return json.loads(path.read_text()) if path.exists() else None
+
+
+class MetricsWindow:
+    """Running sums between two metrics lines, kept on the device so that a step never waits for it."""
+
+    KEYS = ("loss", "sup_loss", "aux_loss", "grad_norm")
+
+    def __init__(self, device: torch.device):
+        self.device = device
+        self.last_flushed_step = 0
+        self.t = time.monotonic()
+        self.reset()
+
+    def reset(self) -> None:
+        zero = lambda: torch.zeros((), dtype=torch.float64, device=self.device)  # noqa: E731
+        self.sums = {k: zero() for k in self.KEYS}
+        self.counts = {k: 0 for k in self.KEYS}
+        self.correct = zero()
+        self.non_finite = torch.zeros((), dtype=torch.bool, device=self.device)
+        self.scored = self.examples = 0
+
+    def add(self, out, y: torch.Tensor, norm: torch.Tensor, examples: int) -> None:
+        for key, v in (("loss", out.loss), ("sup_loss", out.sup_loss), ("aux_loss", out.aux_loss), ("grad_norm", norm)):
+            if v is not None:
+                v = v.detach()
+                self.sums[key] += v.double()
+                self.counts[key] += 1
+                if key in ("loss", "grad_norm"):
+                    self.non_finite |= ~torch.isfinite(v)
+        if out.logits is not None:
+            self.correct += (out.logits.argmax(-1) == y).sum().double()
+            self.scored += int(y.numel())
+        self.examples += examples
+
+    def flush(self, step: int, epoch: float, phase: str, lr: float) -> dict:
+        """The metrics record of the interval (this is where the host waits for the device), then reset."""
+        now = time.monotonic()
+        rec = {"kind": "train", "step": step, "epoch": epoch, "phase": phase, "lr": lr,
+               "non_finite": bool(self.non_finite)}
+        for k, s in self.sums.items():
+            if self.counts[k]:
+                rec[k] = float(s) / self.counts[k]
+        if self.scored:
+            rec["train_acc"] = 100.0 * float(self.correct) / self.scored
+        rec["examples_per_s"] = self.examples / max(now - self.t, 1e-9)
+        rec["peak_mem_mib"] = peak_memory_mib(self.device)
+        self.t, self.last_flushed_step = now, step
+        self.reset()
+        return rec
+
+    def restart_clock(self, step: int) -> None:
+        self.t, self.last_flushed_step = time.monotonic(), step
+
+    def state(self) -> dict:
+        """The partial sums, so that a run resumed mid-interval logs exactly what a straight run logs."""
+        return {"sums": {k: float(v) for k, v in self.sums.items()}, "counts": dict(self.counts),
+                "correct": float(self.correct), "scored": self.scored, "examples": self.examples}
+
+    def load_state(self, state: dict) -> None:
+        self.reset()
+        for k, v in state["sums"].items():
+            self.sums[k] = torch.tensor(v, dtype=torch.float64, device=self.device)
+        self.counts = dict(state["counts"])
+        self.correct = torch.tensor(state["correct"], dtype=torch.float64, device=self.device)
+        self.scored, self.examples = int(state["scored"]), int(state["examples"])

@@ -1,0 +1,41 @@
+"""Scoring a model: every example of a split exactly once, summed over ranks, in the run's precision."""
+from __future__ import annotations
+
+import contextlib
+
+import torch
+
+from auxrnn.train import batches, distributed
+from auxrnn.train.config import RunConfig
+from auxrnn.train.cpu import cpu_model, flush_denormals
+
+
+def amp(cfg: RunConfig, device: torch.device):
+    """bf16 autocast on CUDA when train.amp is set (decision T24: the paper cells use float32)."""
+    if cfg.train.amp and device.type == "cuda":
+        return torch.autocast("cuda", dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+def device_name(device: torch.device) -> str:
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    return f"cpu ({cpu_model()}, {torch.get_num_threads()} threads)"
+
+
+@torch.no_grad()
+def evaluate(model: torch.nn.Module, ds, cfg: RunConfig, d: distributed.Dist) -> tuple[int, int]:
+    """(correct, count) over every example of `ds`, summed over ranks. count == len(ds) always."""
+    was_training = model.training
+    model.eval()
+    correct = count = 0
+    with flush_denormals(d.device):
+        for x, lengths, y in batches.eval_batches(ds, cfg.data.eval_batch_size, d.rank, d.world_size, cfg.data.workers):
+            with amp(cfg, d.device):
+                logits = model.predict(x.to(d.device, non_blocking=True), lengths)
+            correct += int((logits.argmax(-1).cpu() == y).sum())
+            count += int(y.numel())
+    model.train(was_training)
+    correct, count = (int(v) for v in distributed.all_reduce([correct, count], d))
+    assert count == len(ds), f"evaluation scored {count} of {len(ds)} examples"
+    return correct, count
