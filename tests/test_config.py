@@ -135,3 +135,42 @@ def test_cli_check_prints_the_resolved_config(capsys):
     assert main(["train", "--check", "--preset", "mnist_rlstm_t300", "optim.lr=5e-4"]) == 0
     out = capsys.readouterr().out
     assert "lr: 0.0005" in out and "truncate: 300" in out and "n_classes: 10" in out
+
+
+PAPER = {  # Trinh et al. 2018, section 2 (the review's architecture) and the Fig. 3 caption (batch 128)
+    "model.embed_dim": 128, "model.hidden": 128, "model.cell": "lstm", "model.ffn_hidden": 256,
+    "model.n_anchors": 1, "model.subseq_len": 600, "model.aux_truncate": 300, "model.aux_hidden": 256,
+    "model.aux_layers": 2, "data.batch_size": 128,
+}
+TABLE2 = [f"{ds}_{m}" for ds in ("mnist", "pmnist", "cifar10")
+          for m in ("lstm_full", "lstm_t300", "rlstm_t300", "plstm_t300", "rlstm_full", "plstm_full")]
+
+
+def _flat(cfg):
+    return {f"{s}.{k}": v for s, d in cfg.to_dict().items() if isinstance(d, dict) for k, v in d.items()}
+
+
+@pytest.mark.parametrize("name", TABLE2)
+def test_table2_presets_have_the_papers_settings(name):
+    flat = _flat(build_config(name))
+    for key, want in PAPER.items():
+        assert flat[key] == want, f"{name}: {key}={flat[key]!r}, the paper's is {want!r}"
+    assert flat["model.truncate"] == ("full" if name.endswith("_full") else 300)
+    assert flat["model.aux"] == {"lstm": "none", "rlstm": "reconstruct", "plstm": "predict"}[name.split("_")[1]]
+    assert flat["train.pretrain_epochs"] == (0 if flat["model.aux"] == "none" else 20)
+
+
+@pytest.mark.parametrize("cell", ["lstm_t300", "rlstm_t300", "plstm_t300", "lstm_full"])
+def test_cpu_scale_cells_differ_from_the_paper_presets_only_where_allowed(cell):
+    """Scaled down: the auxiliary model and the number of steps (and what is only evaluated or logged)."""
+    paper, cpu = _flat(build_config(f"mnist_{cell}")), _flat(build_config(f"mnist_cpu_{cell}"))
+    allowed = {"model.aux_hidden", "model.aux_layers", "data.val_size", "data.eval_batch_size"}
+    differ = {k for k in paper if paper[k] != cpu[k] and not k.startswith("train.") and k not in allowed}
+    assert differ == set(), {k: (paper[k], cpu[k]) for k in differ}
+
+
+def test_config_knows_every_dataset_the_data_layer_registers():
+    from auxrnn.data import DATASETS as REGISTERED
+    from auxrnn.train.config import DATASETS
+
+    assert set(DATASETS) == set(REGISTERED)

@@ -8,11 +8,9 @@ import sys
 
 import pytest
 import torch
+from conftest import tiny_args
 
-TINY = ["--preset", "none", "data.name=copy", "data.options.length=30", "data.options.size=35", "data.batch_size=8",
-        "data.eval_batch_size=4", "model.subseq_len=10", "model.truncate=10", "model.aux_truncate=10",
-        "model.hidden=16", "model.embed_dim=8", "model.aux_hidden=16", "model.ffn_hidden=16",
-        "train.tensorboard=false", "train.log_every=1"]
+TINY = tiny_args(35, 4)
 
 
 @pytest.mark.slow

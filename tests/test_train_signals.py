@@ -9,10 +9,9 @@ import sys
 import time
 
 import torch
+from conftest import tiny_args
 
-TINY = ["--preset", "none", "data.name=copy", "data.options.length=30", "data.options.size=32", "data.batch_size=8",
-        "model.subseq_len=10", "model.truncate=10", "model.aux_truncate=10", "model.hidden=16", "model.embed_dim=8",
-        "model.aux_hidden=16", "model.ffn_hidden=16", "train.tensorboard=false", "train.log_every=1"]
+TINY = tiny_args(32, None)
 
 
 def _wait_for(predicate, seconds: float, proc) -> bool:

@@ -3,7 +3,9 @@ from __future__ import annotations
 
 import argparse
 import logging
-import sys
+
+from auxrnn.cli import StderrHandler
+
 
 def _number(text: str) -> int | float:
     """A count ("100") or a fraction ("0.2")."""
@@ -65,7 +67,7 @@ def _splits(args) -> list[str]:
 def _setup_logging() -> None:
     logger = logging.getLogger("auxrnn.data")
     if not logger.handlers:
-        h = logging.StreamHandler(sys.stderr)
+        h = StderrHandler()
         h.setFormatter(logging.Formatter("auxrnn data: %(levelname)s: %(message)s"))
         logger.addHandler(h)
         logger.setLevel(logging.INFO)

