@@ -20,6 +20,7 @@ from auxrnn.data import (
     load_dataset,
     static_info,
 )
+from auxrnn.data import array_files
 from auxrnn.data.datasets import arrays as arrays_mod
 from auxrnn.data.quantize import Sampler, quantile_edges, uniform_edges
 from fixtures_formats import small_mnist, write_mnist_folder
@@ -316,7 +317,7 @@ def test_single_layout_label_message_names_the_split(isolated):
     path = write(isolated / "one", src)
     n_test = None
     for seed in range(20):
-        ds_rows = np.sort(np.random.default_rng([seed, arrays_mod._SPLIT_SALT]).permutation(56)[:8])
+        ds_rows = np.sort(np.random.default_rng([seed, array_files.SPLIT_SALT]).permutation(56)[:8])
         if 55 in ds_rows:
             n_test = seed
             break
@@ -380,7 +381,7 @@ def test_subsample_is_deterministic_and_bounded(isolated, monkeypatch):
     assert all(np.array_equal(p, q) for p, q in zip(v, s2.values()))
     # through the dataset: a small limit gives the same edges in both splits, and in a second process-like load
     monkeypatch.setattr(arrays_mod, "MAX_FIT_VALUES", 200)
-    monkeypatch.setattr(arrays_mod, "CHUNK_BYTES", 7 * T * 4)
+    monkeypatch.setattr(array_files, "CHUNK_BYTES", 7 * T * 4)
     path = write(isolated / "d", make_arrays())
     tr, te = load_dataset("arrays", "train", path=path), load_dataset("arrays", "test", path=path)
     full = quantile_edges(make_arrays()["x_train"].astype(np.float64).ravel(), 256)
@@ -457,7 +458,7 @@ def test_npy_is_memory_mapped_and_an_item_reads_only_its_row(isolated, monkeypat
         calls.append(kwargs)
         return real_load(*args, **kwargs)
 
-    monkeypatch.setattr(arrays_mod.np, "load", spy)
+    monkeypatch.setattr(array_files.np, "load", spy)
     ds = load_dataset("arrays", "test", path=path)
     assert calls and all(c.get("mmap_mode") == "r" and c.get("allow_pickle") is False for c in calls)
     assert isinstance(ds._x, np.memmap) and Path(ds._x.filename) == path / "x_test.npy"
@@ -467,8 +468,8 @@ def test_npy_is_memory_mapped_and_an_item_reads_only_its_row(isolated, monkeypat
     n = int(a["lengths_test"][5])
     assert rec.sizes == [n * 3] and x.shape == (n, 3)  # one row, real positions only
     # checking and fitting stream the file in chunks of CHUNK_BYTES, never the whole array at once
-    monkeypatch.setattr(arrays_mod, "CHUNK_BYTES", 4 * T * 3 * 4)
-    part = arrays_mod._Part("train", arrays_mod._Field("x_train", path, _Recorder(real_load(path / "x_train.npy",
+    monkeypatch.setattr(array_files, "CHUNK_BYTES", 4 * T * 3 * 4)
+    part = array_files.Part("train", array_files.Field("x_train", path, _Recorder(real_load(path / "x_train.npy",
                             mmap_mode="r")), None), None, a["y_train"], None, None)
     list(part.blocks())
     assert max(part.x.array.sizes) == 4 * T * 3 and sum(part.x.array.sizes) == N_TRAIN * T * 3

@@ -12,7 +12,8 @@ import types
 import typing
 
 from ..integrity import DownloadError, RemoteFile, atomic_path
-from .arrays import MissingArrayFile, NumpyArrays
+from ..array_files import MissingArrayFile
+from .arrays import NumpyArrays
 from .base import SPLITS, DatasetInfo, SequenceDataset, Shape, check_split, data_root
 from .cifar import CIFAR10
 from .dogs import DOG_SIDES, StanfordDogs
