@@ -99,3 +99,18 @@ def test_predict_equals_a_single_uninterrupted_call():
         out, _ = model.core.rnn(model.encoder(x[b:b + 1, :int(lengths[b])].unsqueeze(-1)))
         expected.append(model.classifier(out[:, -1]))
     torch.testing.assert_close(model.predict(x, lengths), torch.cat(expected))
+
+
+def test_coinciding_anchors_are_allowed_and_each_scores_its_subsequence():
+    """Decision M18: the anchors of an example are independent draws; a repeat counts twice."""
+    torch.manual_seed(0)
+    model = AuxRNN(ModelConfig(channels=(8,), n_classes=2, embed_dim=4, hidden=5, aux_hidden=6, aux_layers=1,
+                               ffn_hidden=6, subseq_len=4, aux_truncate=4, truncate=3, n_anchors=3))
+    x, lengths = torch.randint(0, 8, (2, 12)), torch.tensor([12, 12])
+    same = model(x, lengths, phase="pretrain", anchors={"reconstruct": torch.tensor([[6, 6, 9], [12, 5, 12]])})
+    assert same.aux_tokens == 2 * 3 * (4 - 1)
+    once = model(x, lengths, phase="pretrain", anchors={"reconstruct": torch.tensor([[6, 9, 9], [12, 5, 5]])})
+    assert not torch.allclose(same.aux_loss, once.aux_loss)  # weights follow the draws
+    g = torch.Generator().manual_seed(0)
+    draws = sample_anchors(torch.full((4000,), 12), 2, 4, "reconstruct", g)
+    assert bool((draws[:, 0] == draws[:, 1]).any())  # with replacement: repeats happen

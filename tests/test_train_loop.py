@@ -171,3 +171,15 @@ def test_non_interactive_runs_log_a_line_per_interval(tmp_path, caplog):
     lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("step ") and " loss " in r.getMessage()]
     assert [ln.split()[1] for ln in lines] == ["1/3", "2/3", "3/3"]
     assert "pretrain loss" in lines[0] and " acc " in lines[-1]
+
+
+def test_optimizer_state_carries_over_the_pretraining_boundary(tmp_path):
+    """Decision T23: the moments of the shared parameters continue into phase 2; the classifier, which got no
+    gradient while pretraining, starts its state there."""
+    run = tmp_path / "run"
+    assert main(["train", *TINY, "train.pretrain_steps=3", "train.steps=2", f"train.out={run}"]) == 0
+    ck = ckpt_of(run)
+    names = list(ck["model"])  # state_dict order is the parameters' order (no buffers in this model)
+    steps = {names[i]: int(s["step"]) for i, s in ck["optimizer"]["state"].items()}
+    assert steps["core.rnn.weight_hh_l0"] == 5 and steps["encoder.table.weight"] == 5
+    assert steps["classifier.0.weight"] == 2
