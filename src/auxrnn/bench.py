@@ -23,7 +23,7 @@ CASES: dict[str, dict] = {
     "lstm-full": dict(aux="none", truncate="full"),
     "lstm-t300": dict(aux="none", truncate=300),
     "rlstm-1x600": dict(aux="reconstruct", n_anchors=1, subseq_len=600, truncate=300, aux_truncate=300),
-    "rlstm-20x30": dict(aux="reconstruct", n_anchors=20, subseq_len=30, truncate=300, aux_truncate=30),
+    "rlstm-20x30": dict(aux="reconstruct", n_anchors=20, subseq_len=30, truncate=300, aux_truncate=30),  # decision M15
     "plstm-1x600": dict(aux="predict", n_anchors=1, subseq_len=600, truncate=300),
 }
 # Inference cases time `AuxRNN.predict` of the named training case: one no-grad read over T, the floor
@@ -112,12 +112,12 @@ def measure(spec: BenchSpec) -> dict:
 
 
 def _measure_flushed(spec: BenchSpec) -> dict:
-    with flush_denormals(spec.device):  # as the training loop runs (auxrnn.train.cpu)
+    with flush_denormals(spec.device):  # as the training loop runs (auxrnn.train.cpu; decision T22)
         return measure(spec)
 
 
 def _measure_guarded(spec: BenchSpec) -> dict:
-    """measure(spec), or an "oom" record when it runs out of memory (auxrnn.memory decides what that is)."""
+    """measure(spec), or an "oom" record when it runs out of memory (auxrnn.memory decides; decision B8)."""
     record, error = run_guarded(_measure_flushed, spec)
     if error is None:
         return record

@@ -51,7 +51,7 @@ def sweep_lengths(make_and_run: Callable[[int], dict], lengths: Iterable[int], *
                   stop_after_oom: bool = False, on_row: Callable[[dict], None] | None = None) -> list[dict]:
     """One row per length: {"T": T, "status": "ok", **make_and_run(T)} or {"T": T, "status": "oom", "error": ...}.
 
-    An OOM at one length does not stop the sweep. With stop_after_oom, every longer length after the
+    An OOM at one length does not stop the sweep (decision B8). With stop_after_oom, every longer length after the
     first OOM gets {"T": T, "status": "skipped", "error": "oom at T=..."} without running. `on_row` sees
     each row as soon as it exists (for printing).
     """

@@ -44,8 +44,8 @@ def run(args) -> int:
             raise ValueError(f"{key} cannot be overridden by eval: only data.*, train.device and train.amp")
         set_key(cfg, key, value)
     ds = load_dataset(cfg.data.name, args.split, root=cfg.data.root, **cfg.data.options)
-    # The data state the model was trained with (a permutation, a quantiser) must be the one built now;
-    # with --data (another dataset) only what both have is compared.
+    # The data state the model was trained with (a permutation, a quantiser: decisions T10, D9) must be the
+    # one built now; with --data (another dataset) only what both have is compared.
     now = ds.data_state()
     for key, saved in ckpt.get("data", {}).items():
         if key not in now and args.data:

@@ -1,7 +1,7 @@
-"""Input encoders: integer tokens per channel -> vectors.
+"""Input encoders: integer tokens per channel -> vectors (decision M13).
 
-Pixels stay integers end to end: a uint8 value v is token v (no float round trip, unlike the only
-earlier reimplementation, which sent 120 of 256 intensities to the wrong token).
+Pixels stay integers end to end: a uint8 value v is token v (decision D4; no float round trip, unlike the
+only earlier reimplementation, which sent 120 of 256 intensities to the wrong token).
 """
 from __future__ import annotations
 
@@ -15,7 +15,8 @@ class Encoder(nn.Module):
     """tokens (..., C) int -> (..., dim).
 
     "embedding": the sum of one learned vector per channel (one table, channel offsets), e.g. 256 pixel
-    levels, or 3 x 256 for RGB. "scalar": a linear map of the values scaled to [0, 1] per channel.
+    levels, or 3 x 256 for RGB (decision M13). "scalar": a linear map of the values scaled to [0, 1] per
+    channel (M13's raw-value option).
     """
 
     def __init__(self, channels: tuple[int, ...], dim: int, kind: str = "embedding"):

@@ -22,9 +22,9 @@ CELLS = {"lstm": nn.LSTM, "gru": nn.GRU}
 def init_forget_bias(rnn: nn.Module, value: float) -> None:
     """Start every LSTM layer's forget gate at bias `value` (b_ih = value, b_hh = 0 on the forget slice).
 
-    Our choice, not the paper's (docs/decisions.md, M17): 1.0, the constant TensorFlow's LSTM cells add
-    to the forget gate, so that at initialisation a cell keeps about 73% of its memory per step instead
-    of 50%. Gradients then reach further back from the start. GRUs have no forget gate: left as built.
+    Decision M17: 1.0, the constant TensorFlow's LSTM cells add to the forget gate, so that at
+    initialisation a cell keeps about 73% of its memory per step instead of 50%. Gradients then reach
+    further back from the start. GRUs have no forget gate: left as built.
     """
     if not isinstance(rnn, nn.LSTM):
         return

@@ -55,7 +55,7 @@ def reconstruct_windows(anchors: torch.Tensor, aux_truncate: int) -> Windows:
 
 
 def predict_windows(anchors: torch.Tensor, lengths: torch.Tensor, subseq_len: int) -> Windows:
-    """Gradient windows of the p-LSTM loss: the steps after each anchor whose next element exists."""
+    """Gradient windows of the p-LSTM loss: the steps after each anchor whose next element exists (decision M11)."""
     B, n = anchors.shape
     a = anchors.reshape(-1)
     rows = torch.arange(B).repeat_interleave(n)
@@ -64,7 +64,8 @@ def predict_windows(anchors: torch.Tensor, lengths: torch.Tensor, subseq_len: in
 
 
 def segments(windows: Windows, length: int) -> list[Windows]:
-    """Cut each window into consecutive segments of at most `length` steps (truncated BPTT inside it).
+    """Cut each window into consecutive segments of at most `length` steps (truncated BPTT inside it;
+    decisions M11, B12).
 
     Segment k of window r covers ``[start + k*length, start + min((k+1)*length, width))``; all segments k
     share one Windows (width 0 where window r is already done), so a segment runs as one batched call.
@@ -77,10 +78,11 @@ def segments(windows: Windows, length: int) -> list[Windows]:
 
 
 def reconstruct_targets(anchors: torch.Tensor, subseq_len: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Positions the r-LSTM decoder reads, and which of its predictions count.
+    """Positions the r-LSTM decoder reads, and which of its predictions count (decisions M2, M3).
 
     The decoder is fed ``x[p_0], ..., x[p_{L-2}]`` and predicts ``x[p_1], ..., x[p_{L-1}]`` where
-    ``p_j = a - L + j``. Near the start the window shrinks to ``a`` elements and is left-aligned.
+    ``p_j = a - L + j``: the L elements just before the anchor (decision M2), L-1 scored tokens (decision M3).
+    Near the start the window shrinks to ``a`` elements and is left-aligned (decision M4).
 
     Returns:
         positions: (R, L) int64, clamped to valid indices.

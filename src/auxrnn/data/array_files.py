@@ -21,7 +21,7 @@ SPLIT_LENGTHS = ("lengths_train", "lengths_test")
 SINGLE_FIELDS = ("x", "y")
 SINGLE_LENGTHS = ("lengths",)
 CHUNK_BYTES = 32 << 20  # rows read at once while checking and fitting (a memory-mapped file is streamed)
-SPLIT_SALT = 0x5B17  # the x/y split: default_rng([split_seed, salt]), never the training seed
+SPLIT_SALT = 0x5B17  # the x/y split: default_rng([split_seed, salt]), never the training seed (decision D9)
 
 EXPECTED = (
     "x_train, y_train, x_test, y_test (optional lengths_train, lengths_test), "

@@ -126,7 +126,10 @@ CIFAR_ROW = 3 * 32 * 32
 
 
 def read_cifar_batch(path: str | os.PathLike, n_classes: int = 10) -> tuple[np.ndarray, np.ndarray]:
-    """A CIFAR-10 python batch -> (data uint8 (N, 3072) in the file's R,G,B planes, labels int64 (N,))."""
+    """A CIFAR-10 python batch -> (data uint8 (N, 3072) in the file's R,G,B planes, labels int64 (N,)).
+
+    Checked strictly, structure and values (decision D2).
+    """
     path = Path(path)
     try:
         with open(path, "rb") as f:
@@ -208,7 +211,7 @@ def read_class_csv(
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Rows `class,title,content` (1-based class; RFC-4180 quoting) -> byte documents.
 
-    The document is the UTF-8 bytes of ``title + " " + content``, cut to its first `max_len` bytes.
+    The document is the UTF-8 bytes of ``title + " " + content``, cut to its first `max_len` bytes (decision D7).
     Returns (bytes uint8 (total,), offsets int64 (N+1,), labels int64 (N,) 0-based). Without `n_classes`
     the classes run from 1 to the largest one in the file.
     """
@@ -287,7 +290,7 @@ def read_dogs_list(path: str | os.PathLike) -> tuple[list[str], np.ndarray]:
 
 
 def decode_resize(path: str | os.PathLike, side: int) -> np.ndarray:
-    """One image file -> uint8 (side, side, 3) RGB, resized (bilinear, aspect ratio not kept)."""
+    """One image file -> uint8 (side, side, 3) RGB, resized (bilinear, aspect ratio not kept; decision D6)."""
     from PIL import Image
 
     try:

@@ -109,6 +109,8 @@ def is_gzip(path: str | os.PathLike) -> bool:
 def extract_verified(src: str | os.PathLike, dest: str | os.PathLike, sha256: str | None = None) -> Path:
     """Copy or gunzip `src` (detected by its magic bytes) to `dest`, keeping it only if `sha256` matches.
 
+    The sha256 is of the decompressed content: the .gz bytes differ between mirrors (decision D2).
+
     Raises ValueError naming `src` for a truncated/corrupt gzip stream or a checksum mismatch; nothing is
     left at `dest` (or beside it) in that case.
     """

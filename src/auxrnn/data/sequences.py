@@ -1,7 +1,7 @@
 """Turning data into token sequences: pixels, permutations, bytes, synthetic long-range probes, batching.
 
 All of it works on whole arrays (no Python loop per pixel or per step) and keeps integer types: a pixel
-value v is token v for all 256 values, never rounded through floats.
+value v is token v for all 256 values, never rounded through floats (decision D4).
 """
 from __future__ import annotations
 
@@ -10,12 +10,12 @@ from typing import Sequence
 import numpy as np
 import torch
 
-PAD = 0  # padding token for variable-length batches (DBpedia bytes are 1..256, so 0 is free)
-BYTE_VOCAB = 257  # 256 byte values shifted by one, plus padding
+PAD = 0  # padding token for variable-length batches (DBpedia bytes are 1..256, so 0 is free; decision D7)
+BYTE_VOCAB = 257  # 256 byte values shifted by one, plus padding (decision D7)
 
 
 def image_to_sequence(images: np.ndarray) -> np.ndarray:
-    """(N, H, W) -> (N, H*W) or (N, H, W, C) -> (N, H*W, C): row-major pixel order, dtype unchanged."""
+    """(N, H, W) -> (N, H*W) or (N, H, W, C) -> (N, H*W, C): row-major pixel order (decision D4), dtype unchanged."""
     if images.ndim == 3:
         return images.reshape(images.shape[0], -1)
     if images.ndim == 4:
@@ -24,13 +24,13 @@ def image_to_sequence(images: np.ndarray) -> np.ndarray:
 
 
 def cifar_rows_to_rgb(rows: np.ndarray) -> np.ndarray:
-    """CIFAR rows (N, 3072) = R plane, G plane, B plane (each 32x32 row-major) -> (N, 1024, 3) uint8."""
+    """CIFAR rows (N, 3072) = R, G, B planes (each 32x32 row-major) -> (N, 1024, 3) uint8 (decision D5)."""
     n = rows.shape[0]
     return np.ascontiguousarray(rows.reshape(n, 3, 1024).transpose(0, 2, 1))
 
 
 def rgb_to_gray(rgb: np.ndarray) -> np.ndarray:
-    """Integer luminance (ITU-R BT.601 weights): Y = (299 R + 587 G + 114 B + 500) // 1000, uint8.
+    """Integer luminance (ITU-R BT.601 weights): Y = (299 R + 587 G + 114 B + 500) // 1000, uint8 (decision D5).
 
     Computed in integer arithmetic from the uint8 values; the weights sum to 1000, so Y stays in 0..255
     and a gray pixel (R = G = B = v) maps to exactly v.
@@ -41,18 +41,18 @@ def rgb_to_gray(rgb: np.ndarray) -> np.ndarray:
 
 
 def pixels_to_tokens(x: torch.Tensor) -> torch.Tensor:
-    """uint8 pixels -> int64 tokens; value v is token v."""
+    """uint8 pixels -> int64 tokens; value v is token v (decision D4)."""
     return x.long()
 
 
 def bytes_to_tokens(b: bytes | np.ndarray) -> torch.Tensor:
-    """Bytes -> int64 tokens 1..256 (byte + 1); 0 is reserved for padding."""
+    """Bytes -> int64 tokens 1..256 (byte + 1); 0 is reserved for padding (decision D7)."""
     arr = np.frombuffer(b, dtype=np.uint8) if isinstance(b, (bytes, bytearray)) else np.asarray(b, dtype=np.uint8)
     return torch.from_numpy(arr.astype(np.int64) + 1)
 
 
 def make_permutation(n: int, seed: int) -> torch.Tensor:
-    """The fixed pixel permutation of pMNIST: randperm(n) from its own torch.Generator(seed)."""
+    """The fixed pixel permutation of pMNIST: randperm(n) from its own torch.Generator(seed) (decision D3)."""
     g = torch.Generator(device="cpu")
     g.manual_seed(int(seed))
     return torch.randperm(n, generator=g)
@@ -85,7 +85,7 @@ def _rng(seed: int, split: str, index: int) -> np.random.Generator:
 
 
 def copy_item(seed: int, split: str, index: int, length: int, k: int = 8, noise: float = 0.0) -> tuple[np.ndarray, int]:
-    """Copy-memory, classification variant. Our choice (docs/data.md).
+    """Copy-memory, classification variant (decision D8; docs/data.md).
 
     Tokens: 0 is the blank, 1..k the symbols. Step 0 holds a symbol s; steps 1..T-1 are blanks, each
     replaced by a uniformly random symbol with probability `noise`. Label: s - 1 (k classes).
@@ -101,7 +101,7 @@ def copy_item(seed: int, split: str, index: int, length: int, k: int = 8, noise:
 
 
 def adding_item(seed: int, split: str, index: int, length: int) -> tuple[np.ndarray, int]:
-    """Adding problem, discrete variant. Our choice (docs/data.md).
+    """Adding problem, discrete variant (decision D8; docs/data.md).
 
     x (T, 2) uint8: channel 0 a uniform digit 0..9, channel 1 a marker 0/1. Exactly two markers, one
     uniformly in [0, T//2) and one in [T//2, T). Label: the sum of the two marked digits (0..18, 19 classes).

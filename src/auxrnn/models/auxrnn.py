@@ -64,7 +64,7 @@ class AuxRNN(nn.Module):
         shrinks towards sqrt(2 B T / R), which balances catch-up work against per-call overhead.
         """
         if x.device.type != "cpu":
-            return self.cfg.chunk
+            return self.cfg.chunk  # decision M16
         B, T = x.shape[:2]
         return int(min(self.cfg.chunk, max(16, math.isqrt(2 * B * T // max(n_requests, 1)))))
 
@@ -131,9 +131,9 @@ class AuxRNN(nn.Module):
             s, n = self._predict(x, wins["predict"], starts["predict"])
             nll, count = (s if nll is None else nll + s), count + n
         if nll is not None:
-            out.aux_loss = nll / max(count, 1)  # mean NLL per scored token
+            out.aux_loss = nll / max(count, 1)  # mean NLL per scored token (x channels): decision M9
             out.aux_tokens = count
-            out.loss = out.aux_loss if not supervised else out.loss + aux_weight * out.aux_loss
+            out.loss = out.aux_loss if not supervised else out.loss + aux_weight * out.aux_loss  # decision T14
         return out
 
     def _start_states(self, x: torch.Tensor, wins: dict[str, Windows], full: bool) -> dict[str, State]:
@@ -169,7 +169,7 @@ class AuxRNN(nn.Module):
 
         The L steps are backpropagated in segments of aux_truncate steps; main and aux RNN both restart each
         segment from their detached state where the previous one ended (the paper truncates "to 300 for both
-        supervised and auxiliary losses"; docs/decisions.md M11).
+        supervised and auxiliary losses"; decision M11).
         """
         nll, count, head_state = x.new_zeros((), dtype=torch.float32), 0, None
         for seg in segments(w, self.cfg.aux_truncate):

@@ -58,11 +58,11 @@ def parse_truncate(value: Any) -> int | str:
 
 @dataclass
 class ModelConfig:
-    """The (r-/p-)LSTM: architecture and truncation. Defaults are the paper's (§2); see docs/decisions.md."""
+    """The (r-/p-)LSTM: architecture and truncation. Defaults: the paper's (§2), else decisions M1-M18."""
 
     channels: tuple[int, ...] = (256,)  # vocabulary size of each input channel
     n_classes: int = 10
-    encoder: str = "embedding"          # "embedding" | "scalar"
+    encoder: str = "embedding"          # "embedding" | "scalar" (decision M13)
     embed_dim: int = 128
     cell: str = "lstm"                  # "lstm" | "gru"
     hidden: int = 128
@@ -74,9 +74,9 @@ class ModelConfig:
     aux_hidden: int = 256
     aux_layers: int = 2
     ffn_hidden: int = 256
-    dropout: float = 0.0
-    teacher_forcing: bool = True
-    chunk: int = 256                    # steps per call of the no-grad read (an upper bound on CPU)
+    dropout: float = 0.0                # decisions M14, B5
+    teacher_forcing: bool = True        # decision M7
+    chunk: int = 256                    # steps per call of the no-grad read (an upper bound on CPU; decision M16)
     forget_bias: float = 1.0            # initial LSTM forget-gate bias, every LSTM (decision M17)
 
     def __post_init__(self):

@@ -3,7 +3,8 @@
     kind "sa"  SA-LSTM: pretrain as a sequence autoencoder (the r-LSTM decoder, one anchor at the end).
     kind "lm"  LM-LSTM: pretrain as a next-element model (truncated BPTT windows of aux_truncate steps).
 
-Both fine-tune exactly like the plain LSTM (AuxRNN with aux="none"). docs/baselines.md lists the choices.
+Both fine-tune exactly like the plain LSTM (AuxRNN with aux="none"). docs/baselines.md lists the choices
+(decisions B9-B14).
 """
 from __future__ import annotations
 
@@ -28,9 +29,10 @@ class PretrainedLSTMConfig(ModelConfig):
     """ModelConfig of the plain LSTM plus the kind of pretraining.
 
     kind "sa": the decoder is the r-LSTM's (aux_hidden x aux_layers LSTM + FFN) and rebuilds the last
-    subseq_len elements from the final state; the main gradient stops aux_truncate steps before the end.
-    kind "lm": a linear softmax on the main outputs predicts the next element; truncated BPTT in
-    consecutive windows of aux_truncate steps. Fine-tuning uses truncate like the plain LSTM.
+    subseq_len elements from the final state; the main gradient stops aux_truncate steps before the end
+    (decisions B9, B10). kind "lm": a linear softmax on the main outputs predicts the next element; truncated
+    BPTT in consecutive windows of aux_truncate steps (decisions B11, B12). Fine-tuning uses truncate like the
+    plain LSTM (decision B13).
     """
 
     aux: str = "none"   # the pretraining head replaces the r-/p-LSTM heads
@@ -53,7 +55,7 @@ class PretrainedLSTMConfig(ModelConfig):
 
 
 def lm_windows(lengths: torch.Tensor, width: int) -> Windows:
-    """Consecutive windows of `width` steps over the inputs that have a successor, x[0 : len-1].
+    """Consecutive windows of `width` steps over the inputs that have a successor, x[0 : len-1] (decision B12).
 
     Window r starts at a multiple of `width`; its outputs after consuming x[s+j] predict x[s+j+1].
     lengths: (B,) CPU int64 -> Windows with rows, start, width (R,) int64.
@@ -80,25 +82,25 @@ class SequencePretrainedLSTM(AuxRNN):
     """The plain LSTM classifier (AuxRNN, aux="none") with a sequence-autoencoder or language-model pretraining head.
 
     phase "pretrain": the pretraining loss alone (mean NLL per scored token); phase "train": the supervised
-    loss alone, with AuxRNN's truncation (aux_weight is ignored, as in Dai & Le's fine-tuning).
+    loss alone, with AuxRNN's truncation (aux_weight is ignored, as in Dai & Le's fine-tuning: decision B13).
     """
 
     def __init__(self, cfg: PretrainedLSTMConfig):
         if not isinstance(cfg, PretrainedLSTMConfig):
             raise TypeError("SequencePretrainedLSTM needs a PretrainedLSTMConfig (see PretrainedLSTMConfig.of)")
         super().__init__(cfg.validate())
-        if cfg.kind == "sa":
+        if cfg.kind == "sa":  # decision B9: the r-LSTM decoder
             self.pretrainer = Reconstructor(cfg.channels, self.core.state_size, cfg.embed_dim, cfg.aux_hidden,
                                             cfg.aux_layers, cfg.ffn_hidden, cfg.encoder, cfg.dropout,
                                             cfg.teacher_forcing)
-        else:
+        else:  # decision B11: one linear softmax, no auxiliary LSTM
             self.pretrainer = nn.Linear(cfg.hidden, sum(cfg.channels))
 
     def forward(self, x, lengths, y=None, *, generator=None, phase="train", aux_weight=1.0, anchors=None) -> StepOutput:
         """AuxRNN's interface; phase "pretrain" is the pretraining loss alone, anchors are unused."""
         if phase not in PHASES:
             raise ValueError(f"phase must be one of {PHASES}, got {phase!r}")
-        if phase == "train":
+        if phase == "train":  # decision B13: supervised loss only (aux="none", so aux_weight has no effect)
             return super().forward(x, lengths, y, generator=generator, phase="train", aux_weight=aux_weight)
         x, lengths = check_batch(x, lengths, self.cfg.channels)  # (B, T, C), (B,)
         nll, count = self._autoencoder_loss(x, lengths) if self.cfg.kind == "sa" else self._lm_loss(x, lengths)
@@ -106,7 +108,10 @@ class SequencePretrainedLSTM(AuxRNN):
         return StepOutput(loss=loss, aux_loss=loss, aux_tokens=count)
 
     def _autoencoder_loss(self, x: torch.Tensor, lengths: torch.Tensor):
-        """Rebuild the last min(len, subseq_len) elements from the final state; main BPTT of aux_truncate steps."""
+        """Rebuild the last min(len, subseq_len) elements from the final state; main BPTT of aux_truncate steps.
+
+        Decision B10.
+        """
         cfg = self.cfg
         ends = lengths.unsqueeze(1)  # (B, 1): one "anchor" at each sequence's end
         w = reconstruct_windows(ends, cfg.aux_truncate)
@@ -148,7 +153,7 @@ HEAD_PREFIXES = ("pretrainer.", "reconstructor.", "predictor.")
 
 
 def transfer_pretrained(src_state_dict: Mapping[str, torch.Tensor], model: nn.Module) -> list[str]:
-    """Load a pretraining state dict into a (fine-tuning) model; returns the loaded keys, sorted.
+    """Load a pretraining state dict into a (fine-tuning) model; returns the loaded keys, sorted (decision B14).
 
     Strict on the shared parts: every `encoder.*` and `core.*` tensor of `model` must be in the source with
     the same shape. Pretraining heads (`pretrainer.`, `reconstructor.`, `predictor.`) are copied where both

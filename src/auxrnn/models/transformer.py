@@ -2,7 +2,8 @@
 
 tokens -> auxrnn Encoder (+ positions) -> pre-LN layers -> LayerNorm -> readout -> the LSTM's 2-layer FFN head.
 Supervised loss only (no pretraining phase). Unless its size is given, `matched_transformer_config` picks
-the width and depth whose parameter count is closest to the r-LSTM's (within 10%). docs/baselines.md.
+the width and depth whose parameter count is closest to the r-LSTM's (within 10%). docs/baselines.md;
+decisions B1-B7.
 """
 from __future__ import annotations
 
@@ -23,20 +24,20 @@ from auxrnn.models.config import ENCODERS, PHASES, POSITIONS, READOUTS, ModelCon
 
 @dataclass
 class TransformerConfig:
-    """A pre-LayerNorm Transformer encoder classifier. Sizes default to matched_transformer_config's MNIST pick."""
+    """A pre-LayerNorm Transformer encoder classifier (decision B2). Sizes default to the MNIST pick (decision B1)."""
 
     channels: tuple[int, ...] = (256,)
     n_classes: int = 10
     d_model: int = 128
     n_layers: int = 7
-    n_heads: int = 4
-    d_ff: int = 512
-    dropout: float = 0.0            # as ModelConfig.dropout (matched configs inherit it)
-    positions: str = "sinusoidal"   # "learned" (a max_len x d_model table) | "sinusoidal" (no parameters)
-    readout: str = "mean"           # "mean" over real elements | "cls" (a learned token prepended)
+    n_heads: int = 4                # decision B1
+    d_ff: int = 512                 # decision B1: 4 d_model
+    dropout: float = 0.0            # as ModelConfig.dropout (matched configs inherit it): decision B5
+    positions: str = "sinusoidal"   # "learned" (a max_len x d_model table) | "sinusoidal" (no parameters): decision B3
+    readout: str = "mean"           # "mean" over real elements | "cls" (a learned token prepended): decision B4
     max_len: int = 1024             # longest sequence for learned positions (unused by sinusoidal)
     encoder: str = "embedding"      # input encoder kind, as ModelConfig.encoder
-    ffn_hidden: int = 256           # classifier head: the same 2-layer FFN as the LSTM's
+    ffn_hidden: int = 256           # classifier head: the same 2-layer FFN as the LSTM's (decision B2)
     checkpoint: bool = False        # recompute each layer in backward (activation memory ~1 layer instead of n_layers)
 
     def __post_init__(self):
@@ -82,7 +83,7 @@ class SelfAttention(nn.Module):
 
 
 class TransformerLayer(nn.Module):
-    """Pre-LN block: h + Attn(LN(h)), then h + FFN(LN(h)) with GELU."""
+    """Pre-LN block: h + Attn(LN(h)), then h + FFN(LN(h)) with GELU (decision B2); dropout as decision B5."""
 
     def __init__(self, d_model: int, n_heads: int, d_ff: int, dropout: float):
         super().__init__()
@@ -111,8 +112,8 @@ class TransformerClassifier(nn.Module):
         self.drop = nn.Dropout(cfg.dropout)
         self.layers = nn.ModuleList(TransformerLayer(cfg.d_model, cfg.n_heads, cfg.d_ff, cfg.dropout)
                                     for _ in range(cfg.n_layers))
-        self.norm = nn.LayerNorm(cfg.d_model)
-        self.classifier = feed_forward(cfg.d_model, cfg.ffn_hidden, cfg.n_classes, cfg.dropout)
+        self.norm = nn.LayerNorm(cfg.d_model)  # decision B2: final LayerNorm
+        self.classifier = feed_forward(cfg.d_model, cfg.ffn_hidden, cfg.n_classes, cfg.dropout)  # decision B2
 
     def logits(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         """Class logits (B, n_classes) with autograd. x: (B, T[, C]) tokens; lengths: (B,).
@@ -127,14 +128,14 @@ class TransformerClassifier(nn.Module):
             if T > cfg.max_len:
                 raise ValueError(f"sequence length T={T} exceeds model.max_len={cfg.max_len} of the learned positions")
             h = h + self.positions[:T].to(h.dtype)  # (B, T, d)
-        else:
+        else:  # decision B3: sinusoidal by default
             h = h + sinusoidal_positions(T, cfg.d_model, h.device, h.dtype)  # (B, T, d)
         lengths_dev = lengths.to(h.device)
         real = torch.arange(T, device=h.device).unsqueeze(0) < lengths_dev.unsqueeze(1)  # (B, T)
         if self.cls is not None:
             h = torch.cat([self.cls.to(h.dtype).expand(B, 1, -1), h], dim=1)  # (B, 1 + T, d)
             real = torch.cat([real.new_ones(B, 1), real], dim=1)  # (B, 1 + T)
-        # A mask only when some sequence is padded: without one, CUDA can use the flash kernel.
+        # A mask only when some sequence is padded: without one, CUDA can use the flash kernel (decision B6).
         mask = None if bool((lengths == T).all()) else real[:, None, None, :]  # (B, 1, 1, T')
         h = self.drop(h)  # (B, T', d)
         recompute = cfg.checkpoint and torch.is_grad_enabled() and h.requires_grad
@@ -143,7 +144,7 @@ class TransformerClassifier(nn.Module):
         h = self.norm(h)  # (B, T', d)
         if cfg.readout == "cls":
             pooled = h[:, 0]  # (B, d)
-        else:
+        else:  # decision B4: mean by default
             w = real.to(h.dtype).unsqueeze(-1)  # (B, T, 1)
             pooled = (h * w).sum(1) / lengths_dev.to(h.dtype).unsqueeze(1)  # (B, d): mean over real elements
         return self.classifier(pooled)  # (B, n_classes)
@@ -157,7 +158,7 @@ class TransformerClassifier(nn.Module):
         """Supervised loss only: generator, aux_weight and anchors are accepted for the interface and unused."""
         if phase not in PHASES:
             raise ValueError(f"phase must be one of {PHASES}, got {phase!r}")
-        if phase == "pretrain":
+        if phase == "pretrain":  # decision B7
             raise ValueError("the Transformer baseline has no auxiliary loss, so no 'pretrain' phase; "
                              "set the pretraining steps/epochs to 0 for model.arch=transformer")
         if y is None:
@@ -188,12 +189,12 @@ def transformer_parameters(cfg: TransformerConfig) -> int:
 
 
 MATCH_TOLERANCE = 0.10
-_D_MODELS = tuple(range(64, 513, 32))   # with 4 heads: head widths 16..128, multiples of 8 (flash kernels)
-_N_LAYERS = tuple(range(1, 13))
+_D_MODELS = tuple(range(64, 513, 32))   # decision B1; 4 heads: head widths 16..128, multiples of 8 (flash kernels)
+_N_LAYERS = tuple(range(1, 13))         # decision B1
 
 
 def matched_transformer_config(rnn_cfg: ModelConfig, **overrides) -> TransformerConfig:
-    """A Transformer whose parameter count is within 10% of the r-LSTM's total (main + auxiliary heads).
+    """A Transformer whose parameter count is within 10% of the r-LSTM's total (main + auxiliary heads; decision B1).
 
     channels, n_classes, encoder, ffn_hidden and dropout come from `rnn_cfg`; `overrides` set any TransformerConfig
     field. Unless overridden, d_model (multiples of 32 in 64..512, d_ff = 4 d_model unless d_ff is given)

@@ -99,7 +99,7 @@ def _figure4() -> Experiment:
                 cells.append(Cell(f"{key}_t300", label, f"cifar10_{key}_t300", paper, column="BPTT 300",
                                   run=f"table2-cifar10/{key}_t300"))
             else:
-                cells.append(Cell(f"{key}_t{k}", label, f"cifar10_{key}_t{k}", paper,
+                cells.append(Cell(f"{key}_t{k}", label, f"cifar10_{key}_t{k}", paper,  # decision T13
                                   column="no supervised BPTT" if k == 0 else f"BPTT {k}"))
     return Experiment("figure4", "Figure 4, CIFAR-10: shrinking the supervised BPTT length, test accuracy (%)",
                       "Truncate300 points are the Table 2 runs; values below 300 are digitized (±0.3).", cells)

@@ -45,7 +45,7 @@ def cell_command(exp: Experiment, cell: Cell, root: Path = DEFAULT_ROOT, extra: 
     return shlex.join(args)
 
 
-DONE = ("finished", "oom")  # a cell with either result is not run again (oom: unless retry_oom)
+DONE = ("finished", "oom")  # a cell with either result is not run again (oom: unless retry_oom; decision T21)
 
 
 def _is_done(summary: dict | None, retry_oom: bool = False) -> bool:
@@ -78,7 +78,7 @@ def run_experiment(name: str, cells: list[str] | None = None, root: Path = DEFAU
     """Train or resume every selected cell that has not finished; returns one record per cell.
 
     A cell that runs out of memory gets status "oom" (its summary.json says so) and the next cell runs;
-    it is not run again unless `retry_oom`. Sequentially (parallel=1), stops early (returning what it
+    it is not run again unless `retry_oom` (decision T21). Sequentially (parallel=1), stops early (returning what it
     has) when a cell is stopped by a signal or its time budget; with parallel > 1 see run_parallel.
     """
     exp = get(name)

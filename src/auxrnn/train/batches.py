@@ -1,6 +1,6 @@
 """Which examples each step sees: datasets, the per-epoch order, the per-rank slice.
 
-The data order is a pure function, never a stateful sampler:
+The data order is a pure function, never a stateful sampler (decisions T4, T15):
 
     epoch e order = permutation of the training set drawn from (seed, e)
     global step s -> epoch e = s // steps_per_epoch, batch b = s % steps_per_epoch
@@ -45,7 +45,7 @@ def load_splits(cfg: DataConfig) -> Splits:
         if cfg.val_size >= len(train):
             raise ValueError(f"data.val_size={cfg.val_size} leaves no training examples "
                              f"({len(train)} in {cfg.name!r}); choose data.val_size < {len(train)}")
-        # Our choice: the carve-out has its own seed, so changing train.seed never moves examples between
+        # Decision T16: the carve-out has its own seed, so changing train.seed never moves examples between
         # the training and validation sets.
         order = np.random.default_rng([cfg.val_seed, 0xDA7A]).permutation(len(train))
         val = Subset(train, sorted(order[: cfg.val_size].tolist()))
@@ -54,17 +54,17 @@ def load_splits(cfg: DataConfig) -> Splits:
 
 
 def epoch_order(n: int, seed: int, epoch: int) -> np.ndarray:
-    """The training order of epoch `epoch`: a permutation of range(n) from (seed, epoch) alone."""
+    """The training order of epoch `epoch`: a permutation of range(n) from (seed, epoch) alone (decision T15)."""
     return np.random.default_rng([seed, epoch]).permutation(n)
 
 
 def steps_per_epoch(n_train: int, batch_size: int) -> int:
-    return n_train // batch_size
+    return n_train // batch_size  # decision T15: the partial last batch is dropped
 
 
 def rank_batches(n_train: int, batch_size: int, seed: int, epoch: int, start: int, rank: int,
                  world: int) -> list[list[int]]:
-    """This rank's index lists for batches start, start+1, ... of epoch `epoch`."""
+    """This rank's index lists for batches start, start+1, ... of epoch `epoch` (global batch split: decision T4)."""
     if batch_size % world:
         raise ValueError(f"data.batch_size={batch_size} must be divisible by the number of processes ({world})")
     order = epoch_order(n_train, seed, epoch)
@@ -93,7 +93,7 @@ def train_batches(ds: Dataset, batch_size: int, seed: int, epoch: int, start: in
 
 
 def eval_batches(ds: Dataset, batch_size: int, rank: int = 0, world: int = 1, workers: int = 0) -> Iterator:
-    """Every example of `ds` once across ranks (rank r takes r, r+W, ...), in order, no drop_last."""
+    """Every example of `ds` once across ranks (rank r takes r, r+W, ...), in order, no drop_last (decision T15)."""
     idx = list(range(rank, len(ds), world))
     sampler = [idx[i:i + batch_size] for i in range(0, len(idx), batch_size)]
     return iter(DataLoader(ds, batch_sampler=sampler, collate_fn=_collate, num_workers=workers,

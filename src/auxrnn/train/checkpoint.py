@@ -7,7 +7,7 @@ A checkpoint holds everything a run needs to continue as if it had never stopped
     optimizer    optimizer.state_dict()        (the LR schedule is a pure function of `step`)
     step         global steps done; the phase and the position in the data follow from it
     rng          one entry per rank: torch, CUDA, numpy, python and the anchor generator, as tensors/lists
-    data         extra data state, e.g. the pMNIST permutation, checked on resume
+    data         extra data state (decisions T10, D9), e.g. the pMNIST permutation, checked on resume
     wall_seconds training time spent so far over all slices
 
 Two checkpoints are kept, each with its sha256 beside it:

@@ -52,40 +52,40 @@ SCHEDULES = ("constant", "step", "cosine")
 class DataConfig:
     name: str = "mnist"                # one of DATASETS (auxrnn.data.load_dataset)
     options: dict = field(default_factory=dict)  # passed to load_dataset, e.g. {perm_seed: 0} or {side: 40}
-    root: str | None = None            # data folder; None lets the data layer find its default
-    batch_size: int = 128              # global batch: split evenly across DDP ranks (paper: 128)
-    eval_batch_size: int = 500         # evaluation batch; evaluation never drops examples
+    root: str | None = None            # data folder; None lets the data layer find its default (decision D1)
+    batch_size: int = 128              # global batch: split evenly across DDP ranks (paper: 128; decision T4)
+    eval_batch_size: int = 500         # evaluation batch; evaluation never drops examples (decision T15)
     workers: int = 0                   # DataLoader worker processes
-    val_size: int = 0                  # examples carved from train for validation (paper: none)
-    val_seed: int = 0                  # seed of that carve-out, independent of train.seed
+    val_size: int = 0                  # examples carved from train for validation (paper: none; decision T16)
+    val_seed: int = 0                  # seed of that carve-out, independent of train.seed (decision T16)
 
 
 @dataclass
 class OptimConfig:
-    optimizer: str = "adam"            # "adam" | "rmsprop"   (Our choice, not the paper's: Adam)
+    optimizer: str = "adam"            # "adam" | "rmsprop"   (decision T1: the presets choose)
     lr: float = 1e-3                   # peak learning rate
-    schedule: str = "constant"         # "constant" | "step" | "cosine", restarted in each phase
+    schedule: str = "constant"         # "constant" | "step" | "cosine", restarted in each phase (decision T2)
     warmup_steps: int = 0              # linear warmup at the start of each phase
-    gamma: float = 0.5                 # step schedule: lr *= gamma ...
+    gamma: float = 0.5                 # step schedule (decision T2): lr *= gamma ...
     decay_every: float = 0.3           # ... after every this fraction of the phase
     min_lr: float = 0.0                # cosine schedule: final lr as a fraction of lr
-    clip: float = 1.0                  # gradient-norm clipping; 0 disables (RNN gradients can explode)
+    clip: float = 1.0                  # gradient-norm clipping; 0 disables (RNN gradients can explode; decision T3)
     weight_decay: float = 0.0
 
 
 @dataclass
 class TrainConfig:
-    seed: int = 0                      # model init, data order, anchors, dropout
+    seed: int = 0                      # model init, data order, anchors, dropout (decisions T15, T17)
     pretrain_epochs: int = 0           # phase 1, auxiliary loss only (set epochs or steps, not both)
     pretrain_steps: int = 0
     epochs: int = 0                    # phase 2, supervised + aux_weight * auxiliary
     steps: int = 0
-    aux_weight: float = 1.0            # weight of the auxiliary loss in phase 2 (paper: an unweighted sum)
-    eval_every: int = 0                # steps between test evaluations; 0 = only at the end
+    aux_weight: float = 1.0            # weight of the auxiliary loss in phase 2 (an unweighted sum; decision T14)
+    eval_every: int = 0                # steps between test evaluations; 0 = only at the end (decision T18)
     log_every: int = 50                # steps between metrics.jsonl lines
     checkpoint_every: int = 1000       # steps between checkpoints (also written at every stop)
     device: str = "auto"               # "auto" | "cpu" | "cuda" | "cuda:N"
-    amp: bool = False                  # bf16 autocast on CUDA; ignored on CPU
+    amp: bool = False                  # bf16 autocast on CUDA; ignored on CPU (decision T24: float32 by default)
     out: str = ""                      # run folder; "" = runs/<preset>-<timestamp>
     max_minutes: float = 0.0           # wall-clock budget of this process; 0 = none. Stops with a checkpoint.
     tensorboard: bool = True           # also write TensorBoard event files

@@ -10,7 +10,7 @@ Denormals: backpropagating an LSTM through a few hundred steps from a loss on it
 gradient decay geometrically into the denormal range (below 1.2e-38), where x86 arithmetic is 10-100x
 slower. Measured on 2 cores (torch 2.13, oneDNN LSTM, B = 128, H = 128, 300 steps): backward 2.5 s with
 denormals, 0.16 s flushed. Flushing changes nothing a float32 sum of normal numbers can see
-(docs/decisions.md, T22). GPUs flush by default in cuDNN's kernels, so only the CPU is touched.
+(decision T22). GPUs flush by default in cuDNN's kernels, so only the CPU is touched.
 """
 from __future__ import annotations
 
@@ -78,7 +78,7 @@ def flushing_denormals() -> bool:
 
 @contextlib.contextmanager
 def flush_denormals(device: torch.device | str = "cpu"):
-    """Flush denormals to zero inside the block when `device` is a CPU; the flag is restored after."""
+    """Flush denormals to zero inside the block when `device` is a CPU (decision T22); the flag is restored after."""
     if torch.device(device).type != "cpu" or flushing_denormals() or not torch.set_flush_denormal(True):
         yield
         return

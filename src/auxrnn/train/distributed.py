@@ -2,7 +2,8 @@
 
 A run is distributed when torchrun (or `python -m torch.distributed.run`) has set RANK and WORLD_SIZE
 with WORLD_SIZE > 1. The backend is NCCL on CUDA and gloo on CPU. Rank 0 alone logs and checkpoints;
-every rank takes its own slice of each global batch and its own anchor generator (seed + rank).
+every rank takes its own slice of each global batch (decision T4) and its own anchor generator (seed + rank,
+decision T17).
 """
 from __future__ import annotations
 

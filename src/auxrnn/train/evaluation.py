@@ -25,11 +25,11 @@ def device_name(device: torch.device) -> str:
 
 @torch.no_grad()
 def evaluate(model: torch.nn.Module, ds, cfg: RunConfig, d: distributed.Dist) -> tuple[int, int]:
-    """(correct, count) over every example of `ds`, summed over ranks. count == len(ds) always."""
+    """(correct, count) over every example of `ds`, summed over ranks. count == len(ds) always (decision T15)."""
     was_training = model.training
     model.eval()
     correct = count = 0
-    with flush_denormals(d.device):
+    with flush_denormals(d.device):  # decision T22
         for x, lengths, y in batches.eval_batches(ds, cfg.data.eval_batch_size, d.rank, d.world_size, cfg.data.workers):
             with amp(cfg, d.device):
                 logits = model.predict(x.to(d.device, non_blocking=True), lengths)

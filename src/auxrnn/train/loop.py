@@ -1,7 +1,7 @@
 """The training loop: two phases, evaluation, checkpoints, exact resume, DDP. Plain PyTorch.
 
     phase 1 "pretrain"  steps [0, P):      loss = aux_loss                         (paper §1.5)
-    phase 2 "train"     steps [P, P + N):  loss = sup_loss + aux_weight * aux_loss
+    phase 2 "train"     steps [P, P + N):  loss = sup_loss + aux_weight * aux_loss   (decision T14)
 
 `train()` runs the named steps of a `Run`:
 
@@ -109,11 +109,11 @@ def train(cfg: RunConfig, run_dir: Path, *, resume: bool = False, until_step: in
     d = distributed.setup(cfg.train.device)
     threads = use_threads(cfg.train.threads)  # before any parallel work: this process's share of the cores
     try:
-        with flush_denormals(d.device):
+        with flush_denormals(d.device):  # decision T22
             run = Run(cfg, run_dir, d, threads)
             return run.fit(resume, until_step, progress, on_start)
     except BaseException as exc:
-        if is_oom(exc) and d.is_master:  # out of memory is this run's result (reproduce records it)
+        if is_oom(exc) and d.is_master:  # out of memory is this run's result (reproduce records it; decision T21)
             record_oom(run_dir, exc, cfg)
         raise
     finally:
@@ -160,11 +160,11 @@ class Run:
     # ------------------------------------------------------------------------------------------ setup
     def _build(self) -> None:
         """Model, optimizer and anchor generator, seeded as a fresh run (a resume then overwrites them)."""
-        torch.manual_seed(self.cfg.train.seed)  # the same initial parameters on every rank
+        torch.manual_seed(self.cfg.train.seed)  # the same initial parameters on every rank (decision T17)
         self.raw = models.build(self.cfg.model, self.cfg.arch).to(self.d.device)
-        self.optimizer = build_optimizer(self.raw.parameters(), self.cfg.optim)
+        self.optimizer = build_optimizer(self.raw.parameters(), self.cfg.optim)  # one for both phases: decision T23
         self.gen = torch.Generator()  # the anchor generator: CPU, owned here, saved in checkpoints
-        _seed_everything(self.cfg.train.seed + self.d.rank, self.gen)  # per-rank anchors and dropout (T17)
+        _seed_everything(self.cfg.train.seed + self.d.rank, self.gen)  # per-rank anchors and dropout (decision T17)
         self.params = list(self.raw.parameters())
 
     def restore(self, ckpt: dict, path: Path) -> None:
@@ -229,18 +229,18 @@ class Run:
 
     # ------------------------------------------------------------------------------------------ steps
     def step_once(self, x: torch.Tensor, lengths: torch.Tensor, y: torch.Tensor) -> None:
-        """One optimizer step on this rank's slice of the global batch; nothing here waits for the device."""
+        """One optimizer step on this rank's slice of the global batch (decision T4); nothing waits for the device."""
         cfg, d = self.cfg, self.d
         phase = phase_of(self.step, self.plan.pretrain_steps)
-        lr = lr_at(self.step, cfg.optim, self.plan.pretrain_steps, self.plan.total_steps)
+        lr = lr_at(self.step, cfg.optim, self.plan.pretrain_steps, self.plan.total_steps)  # decision T2
         for group in self.optimizer.param_groups:
             group["lr"] = lr
         y = y.to(d.device, non_blocking=True)
-        with amp(cfg, d.device):
+        with amp(cfg, d.device):  # decision T24
             out = self._model_for(phase)(x.to(d.device, non_blocking=True), lengths, y, generator=self.gen,
                                          phase=phase, aux_weight=cfg.train.aux_weight)
         out.loss.backward()
-        # RNN gradients can explode (T3); a non-finite norm is caught at the next log line, before any checkpoint.
+        # Clipping, decision T3 (RNN gradients can explode); a non-finite norm is caught at the next log line.
         norm = torch.nn.utils.clip_grad_norm_(self.params, cfg.optim.clip if cfg.optim.clip > 0 else math.inf)
         self.optimizer.step()
         self.optimizer.zero_grad(set_to_none=True)
@@ -277,7 +277,7 @@ class Run:
                "phase": phase_of(max(step - 1, 0), self.plan.pretrain_steps)}
         c, n = evaluate(self.raw, self.splits.test, self.cfg, self.d)
         rec.update(test_acc=100.0 * c / n, test_correct=c, test_count=n)
-        if self.splits.val is not None:
+        if self.splits.val is not None:  # decision T16: only when data.val_size carves one
             c, n = evaluate(self.raw, self.splits.val, self.cfg, self.d)
             rec.update(val_acc=100.0 * c / n, val_correct=c, val_count=n)
         rec["eval_seconds"] = time.monotonic() - te
@@ -365,7 +365,7 @@ class Run:
         """Steps until the plan, `until_step` or a stop; returns (status, signal number)."""
         t, plan, d = self.cfg.train, self.plan, self.d
         while self.step < plan.total_steps and not (until_step is not None and self.step >= until_step):
-            epoch, position = divmod(self.step, plan.steps_per_epoch)
+            epoch, position = divmod(self.step, plan.steps_per_epoch)  # data order: decision T15
             loader = batches.train_batches(self.splits.train, self.cfg.data.batch_size, t.seed, epoch, position,
                                            d.rank, d.world_size, self.cfg.data.workers)
             for x, lengths, y in loader:
@@ -413,7 +413,7 @@ class Run:
         }
         if status == "signal":
             summary["signal"] = signal.Signals(signum).name
-        if status == "finished":
+        if status == "finished":  # decision T18: the reported number is the test accuracy at the end
             rec = self.evaluate()
             summary.update(test_accuracy=rec["test_acc"], test_correct=rec["test_correct"], test_count=rec["test_count"])
             if "val_acc" in rec:

@@ -2,7 +2,8 @@
 
 The schedule is a pure function of the global step and the phase boundaries, so a resumed run gets the
 right rate with no scheduler state to save. Each phase (auxiliary-only pretraining, then training) runs
-its own schedule from the peak rate: the second phase changes the loss, so it starts afresh.
+its own schedule from the peak rate: the second phase changes the loss, so it starts afresh (decision T2).
+The optimizer is built once for both phases, so its state carries over the boundary (decision T23).
 """
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from auxrnn.train.config import OptimConfig
 
 
 def build_optimizer(params, cfg: OptimConfig) -> torch.optim.Optimizer:
-    """Adam or RMSProp with PyTorch's default betas / alpha / eps (Our choice, not the paper's)."""
+    """Adam or RMSProp with PyTorch's default betas / alpha / eps (decision T1)."""
     if cfg.optimizer == "adam":
         return torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
     if cfg.optimizer == "rmsprop":
@@ -28,7 +29,7 @@ def phase_of(step: int, pretrain_steps: int) -> str:
 
 
 def lr_at(step: int, cfg: OptimConfig, pretrain_steps: int, total_steps: int) -> float:
-    """Learning rate for global step `step` (0-based).
+    """Learning rate for global step `step` (0-based); the presets' step schedule is decision T2.
 
         |<-- pretrain_steps -->|<------- total_steps - pretrain_steps ------->|
         warmup, then schedule  warmup, then schedule (restarted at the phase boundary)
@@ -41,7 +42,7 @@ def lr_at(step: int, cfg: OptimConfig, pretrain_steps: int, total_steps: int) ->
         return cfg.lr * (i + 1) / cfg.warmup_steps
     if cfg.schedule == "constant":
         return cfg.lr
-    if cfg.schedule == "step":
+    if cfg.schedule == "step":  # decision T2: x gamma (0.5) after every decay_every (30%) of the phase
         every = max(1, int(round(cfg.decay_every * n)))
         return cfg.lr * cfg.gamma ** (i // every)
     if cfg.schedule == "cosine":

@@ -51,9 +51,9 @@ class NumpyArrays(SequenceDataset):
         n_classes: int | None = None,
         test_size: int | float | None = None,
         split_seed: int = 0,
-        bins: int = 256,
-        quantiser: str = "quantile",
-        max_vocab: int = 4096,
+        bins: int = 256,  # decision D9 (the pixel vocabulary of M13)
+        quantiser: str = "quantile",  # decision D9: equal-frequency bins fitted on the training split
+        max_vocab: int = 4096,  # decision D9: integer inputs below it are tokens as they are
     ):
         super().__init__(split, root)
         if path is None:

@@ -1,7 +1,7 @@
 """What every dataset shares: the data root, `DatasetInfo`, the shape each class declares, the fetch mixin.
 
 Files live under ``<data root>/<ClassName>/raw`` (derived caches under ``.../processed``). The data root
-is the `root` argument, else ``$AUXRNN_DATA``, else a per-user cache folder. Every item is
+is the `root` argument, else ``$AUXRNN_DATA``, else a per-user cache folder (decision D1). Every item is
 ``(x, y)``: x a uint8 (or int64) tensor (T,) or (T, C), y an int.
 """
 from __future__ import annotations
@@ -25,7 +25,7 @@ SPLITS = ("train", "test")
 
 
 def data_root(root: str | os.PathLike | None = None) -> Path:
-    """The data root: `root`, else ``$AUXRNN_DATA``, else the per-user cache folder of auxrnn."""
+    """The data root: `root`, else ``$AUXRNN_DATA``, else the per-user cache folder of auxrnn (decision D1)."""
     if root is not None:
         return Path(root).expanduser()
     env = os.environ.get("AUXRNN_DATA")
@@ -124,8 +124,9 @@ class SequenceDataset(Dataset):
     def data_state(self) -> dict[str, torch.Tensor]:
         """What a run saves with its checkpoints and must find unchanged on resume and eval.
 
-        Data-derived state that the options alone do not pin down: the pixel permutation of `pmnist`/`idx`, the
-        quantiser edges and vocabulary of `arrays`. The same for the train and the test split; {} by default.
+        Data-derived state that the options alone do not pin down: the pixel permutation of `pmnist`/`idx`
+        (decisions D3, T10), the quantiser edges and vocabulary of `arrays` (decision D9). The same for the
+        train and the test split; {} by default.
         """
         return {}
 
@@ -250,8 +251,8 @@ class _PixelPermutation:
     """Option `perm_seed` of an image source: every item's steps reordered by one fixed permutation.
 
     The permutation is ``sequences.make_permutation(T, perm_seed)``, drawn from its own seed and never from the
-    training seed; it is exposed as `.permutation` (int64 (T,), None without one) so a run saves it in its
-    checkpoints and checks it on resume and eval.
+    training seed (decisions D3, T10); it is exposed as `.permutation` (int64 (T,), None without one) so a
+    run saves it in its checkpoints and checks it on resume and eval.
     """
 
     _x: torch.Tensor

@@ -1,4 +1,4 @@
-"""CIFAR-10 python batches as 1024 steps of an RGB pixel, or of its integer luminance."""
+"""CIFAR-10 python batches as 1024 steps of an RGB pixel, or of its integer luminance (decision D5)."""
 from __future__ import annotations
 
 import os
@@ -21,7 +21,7 @@ class CIFAR10(_Fetched, _ArrayDataset):
     n_classes, channels, seq_len = 10, RGB, 32 * 32  # channels (256,) with grayscale
     shape_options = ("grayscale",)
     base_folder = "cifar-10-batches-py"
-    archive = ("cifar-10-python.tar.gz", "c58f30108f718f92721af3b95e74349a")  # (name, md5)
+    archive = ("cifar-10-python.tar.gz", "c58f30108f718f92721af3b95e74349a")  # (name, md5): decision D2
     mirrors: ClassVar[list[str]] = ["https://www.cs.toronto.edu/~kriz/"]
     train_list = [f"data_batch_{i}" for i in range(1, 6)]
     test_list = ["test_batch"]
@@ -30,7 +30,7 @@ class CIFAR10(_Fetched, _ArrayDataset):
         self,
         split: str = "train",
         root: str | os.PathLike | None = None,
-        grayscale: bool = False,
+        grayscale: bool = False,  # decision D5: RGB per step by default
         download: bool = True,
         mirrors: Sequence[str] | None = None,
     ):
@@ -38,7 +38,7 @@ class CIFAR10(_Fetched, _ArrayDataset):
         self.grayscale = bool(grayscale)
         self.mirror_urls = list(self.mirrors if mirrors is None else mirrors)
         self._ensure(download)
-        parts = [formats.read_cifar_batch(self.batch_folder / b) for b in self._files()]
+        parts = [formats.read_cifar_batch(self.batch_folder / b) for b in self._files()]  # decision D2
         rows = np.concatenate([p[0] for p in parts])
         labels = np.concatenate([p[1] for p in parts])
         rgb = sequences.cifar_rows_to_rgb(rows)

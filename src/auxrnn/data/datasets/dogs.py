@@ -1,4 +1,4 @@
-"""StanfordDogs: JPEG folders and .mat lists, resized once to side x side RGB and cached."""
+"""StanfordDogs: JPEG folders and .mat lists, resized once to side x side RGB and cached (decision D6)."""
 from __future__ import annotations
 
 import hashlib
@@ -24,7 +24,7 @@ from ..integrity import (
 )
 from .base import SequenceDataset, Shape, _Fetched
 
-DOG_SIDES = (40, 48, 56, 72, 80, 96, 112, 128)
+DOG_SIDES = (40, 48, 56, 72, 80, 96, 112, 128)  # decision D6: T = 1600 ... 16384
 
 
 class StanfordDogs(_Fetched, SequenceDataset):
@@ -69,7 +69,7 @@ class StanfordDogs(_Fetched, SequenceDataset):
         self.local_dir = Path(local_dir).expanduser() if local_dir is not None else None
         self.mirror_urls = list(self.mirrors if mirrors is None else mirrors)
         self._ensure(download)
-        files, labels = formats.read_dogs_list(self.raw_folder / f"{split}_list.mat")
+        files, labels = formats.read_dogs_list(self.raw_folder / f"{split}_list.mat")  # official lists, decision D6
         other = "test" if split == "train" else "train"
         top = int(labels.max(initial=0))
         if (self.raw_folder / f"{other}_list.mat").is_file():

