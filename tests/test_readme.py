@@ -18,3 +18,17 @@ def test_readme_starts_with_the_two_fresh_machine_commands():
     assert len(block) == 2
     assert block[0].endswith("auxrnn train") and "pytest" in block[1]
     assert "pytest" in (Path(__file__).resolve().parents[1] / ".ci" / "run").read_text()
+
+
+def test_readme_layout_matches_the_tree():
+    """Every path the Layout block names exists, and every package and module of src/auxrnn is named."""
+    root = Path(__file__).resolve().parents[1]
+    (block,) = re.findall(r"## Layout\n\n```\n(.*?)```", README, re.S)
+    named = [m for m in re.findall(r"^(\S+)", block, re.M)]
+    for path in named:
+        assert (root / path.rstrip("/")).exists(), f"README Layout names {path}, which does not exist"
+    pkg = root / "src" / "auxrnn"
+    parts = sorted(p.name for p in pkg.iterdir() if (p.is_dir() and (p / "__init__.py").exists())
+                   or (p.suffix == ".py" and p.name not in ("__init__.py", "__main__.py")))
+    listed = {Path(p.rstrip("/")).name.replace(".py", "") for p in named}
+    assert [p for p in parts if p.replace(".py", "") not in listed] == []

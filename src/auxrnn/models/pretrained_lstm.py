@@ -92,7 +92,7 @@ class SequencePretrainedLSTM(AuxRNN):
         if cfg.kind == "sa":  # decision B9: the r-LSTM decoder
             self.pretrainer = Reconstructor(cfg.channels, self.core.state_size, cfg.embed_dim, cfg.aux_hidden,
                                             cfg.aux_layers, cfg.ffn_hidden, cfg.encoder, cfg.dropout,
-                                            cfg.teacher_forcing)
+                                            cfg.teacher_forcing, cfg.forget_bias)
         else:  # decision B11: one linear softmax, no auxiliary LSTM
             self.pretrainer = nn.Linear(cfg.hidden, sum(cfg.channels))
 
