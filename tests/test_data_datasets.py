@@ -30,7 +30,8 @@ from auxrnn.data.sequences import rgb_to_gray
 from fixtures_formats import (
     CSV_ROWS,
     DOG_BREEDS,
-    SHARED_MNIST,
+    REAL_MNIST,
+    have_real_mnist,
     small_mnist,
     write_cifar_root,
     write_class_csv,
@@ -40,9 +41,7 @@ from fixtures_formats import (
     write_mnist_folder,
 )
 
-needs_mnist = pytest.mark.skipif(
-    not (SHARED_MNIST / "train-images-idx3-ubyte.gz").is_file(), reason=f"real MNIST not found at {SHARED_MNIST}"
-)
+needs_mnist = pytest.mark.skipif(not have_real_mnist(), reason="set AUXRNN_MNIST_DIR to a folder with the real MNIST files")
 
 
 @pytest.fixture(scope="module")
@@ -51,7 +50,7 @@ def mnist_root(tmp_path_factory):
 
 
 def _mnist(split, root, **kw):
-    return load_dataset("mnist", split, root=root, local_dir=SHARED_MNIST, search_local=False, mirrors=[], npm=False, **kw)
+    return load_dataset("mnist", split, root=root, local_dir=REAL_MNIST, search_local=False, mirrors=[], npm=False, **kw)
 
 
 # ------------------------------------------------------------------------------------------ MNIST
@@ -76,10 +75,10 @@ def test_real_mnist(mnist_root):
 @needs_mnist
 def test_real_pmnist_permutation(mnist_root):
     torch.manual_seed(1)
-    a = load_dataset("pmnist", "test", root=mnist_root, local_dir=SHARED_MNIST, mirrors=[], npm=False)
+    a = load_dataset("pmnist", "test", root=mnist_root, local_dir=REAL_MNIST, mirrors=[], npm=False)
     torch.manual_seed(2)  # the training seed must not matter
-    b = load_dataset("pmnist", "test", root=mnist_root, local_dir=SHARED_MNIST, mirrors=[], npm=False)
-    c = load_dataset("pmnist", "test", root=mnist_root, local_dir=SHARED_MNIST, mirrors=[], npm=False, perm_seed=1)
+    b = load_dataset("pmnist", "test", root=mnist_root, local_dir=REAL_MNIST, mirrors=[], npm=False)
+    c = load_dataset("pmnist", "test", root=mnist_root, local_dir=REAL_MNIST, mirrors=[], npm=False, perm_seed=1)
     plain = _mnist("test", mnist_root)
     assert torch.equal(a.permutation, b.permutation) and not torch.equal(a.permutation, c.permutation)
     assert sorted(a.permutation.tolist()) == list(range(784))
@@ -166,8 +165,8 @@ def test_idx_permutation_is_saved_like_pmnist(tmp_path, monkeypatch):
 
 @needs_mnist
 def test_real_idx_perm_seed_is_pmnist(mnist_root):
-    pm = load_dataset("pmnist", "test", root=mnist_root, local_dir=SHARED_MNIST, mirrors=[], npm=False, perm_seed=0)
-    ix = load_dataset("idx", "test", folder=SHARED_MNIST, perm_seed=0)
+    pm = load_dataset("pmnist", "test", root=mnist_root, local_dir=REAL_MNIST, mirrors=[], npm=False, perm_seed=0)
+    ix = load_dataset("idx", "test", folder=REAL_MNIST, perm_seed=0)
     assert torch.equal(ix._x, pm._x) and torch.equal(ix._y, pm._y) and torch.equal(ix.permutation, pm.permutation)
     assert ix.info == DatasetInfo("idx", 10, (256,), 784, False)
 

@@ -10,7 +10,8 @@ import pytest
 from auxrnn.data import MNIST, DatasetInfo, DownloadError, load_dataset, static_info
 from fixtures_formats import (
     CSV_ROWS,
-    SHARED_MNIST,
+    REAL_MNIST,
+    have_real_mnist,
     small_mnist,
     write_cifar_root,
     write_class_csv,
@@ -19,9 +20,7 @@ from fixtures_formats import (
     write_mnist_folder,
 )
 
-needs_mnist = pytest.mark.skipif(
-    not (SHARED_MNIST / "train-images-idx3-ubyte.gz").is_file(), reason=f"real MNIST not found at {SHARED_MNIST}"
-)
+needs_mnist = pytest.mark.skipif(not have_real_mnist(), reason="set AUXRNN_MNIST_DIR to a folder with the real MNIST files")
 
 
 @pytest.fixture
@@ -62,7 +61,7 @@ def test_static_info_rejects_what_load_dataset_rejects():
 @needs_mnist
 @pytest.mark.parametrize("name", ["mnist", "pmnist"])
 def test_static_info_is_the_loaded_info_mnist(tmp_path_factory, name):
-    opts = {"local_dir": SHARED_MNIST, "search_local": False, "mirrors": [], "npm": False}
+    opts = {"local_dir": REAL_MNIST, "search_local": False, "mirrors": [], "npm": False}
     ds = load_dataset(name, "test", root=tmp_path_factory.getbasetemp() / "mnist_static", **opts)
     assert static_info(name, opts) == ds.info == DatasetInfo(name, 10, (256,), 784, False)
 

@@ -30,3 +30,14 @@ def test_no_module_is_over_450_lines(module):
     long = {p.relative_to(ROOT).as_posix(): n for p in folder.rglob("*.py")
             if (n := len(p.read_text().splitlines())) > 450}
     assert long == {}
+
+
+def test_ci_runs_the_real_mnist_tests():
+    """CI sets AUXRNN_REQUIRE_MNIST=1 and passes the files in with AUXRNN_MNIST_DIR: none of them may skip there."""
+    import os
+
+    from fixtures_formats import REAL_MNIST, have_real_mnist
+
+    if os.environ.get("AUXRNN_REQUIRE_MNIST") != "1":
+        pytest.skip("outside CI the real-MNIST tests run when AUXRNN_MNIST_DIR is set")
+    assert have_real_mnist(), f"AUXRNN_MNIST_DIR={REAL_MNIST} does not hold the four MNIST files"
