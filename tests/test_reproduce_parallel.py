@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import os
 
 import torch
 
@@ -27,12 +28,16 @@ def _tiny(tmp_path, monkeypatch):
 
 def test_parallel_cells_run_as_subprocesses_and_resume(tmp_path, monkeypatch):
     _tiny(tmp_path, monkeypatch)
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
     root, results = tmp_path / "runs", tmp_path / "results.md"
     args = ["reproduce", "tiny", "--parallel", "2", "--out", str(root), "--results", str(results), "--device", "cpu"]
     # A first slice that stops both cells after their first step (resumable keys only on resume).
     assert main([*args, "train.steps=3", "train.max_minutes=1e-9"]) == 1  # unfinished cells: exit 1
+    share = max(1, len(os.sched_getaffinity(0)) // 2)  # two children: each takes half the cores
     for cell in ("a", "b"):
-        assert json.loads((root / "tiny" / cell / "summary.json").read_text())["status"] == "time_budget"
+        summary = json.loads((root / "tiny" / cell / "summary.json").read_text())
+        assert summary["status"] == "time_budget"
+        assert (summary["threads"], summary["threads_from"]) == (share, "set")
         assert "$ " in (root / "tiny" / cell / "stdout.log").read_text()
     args.append("train.max_minutes=0")  # the budget is saved with the run: lift it on resume
     assert main(args) == 0  # the second slice resumes both from their checkpoints (train.steps=3 is saved)
