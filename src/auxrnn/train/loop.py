@@ -22,6 +22,7 @@ A stop (SIGINT/SIGTERM, the time budget, `until_step`) always writes a checkpoin
 from __future__ import annotations
 
 import datetime as _dt
+import gc
 import hashlib
 import logging
 import math
@@ -111,7 +112,10 @@ def train(cfg: RunConfig, run_dir: Path, *, resume: bool = False, until_step: in
     try:
         with flush_denormals(d.device):  # decision T22
             run = Run(cfg, run_dir, d, threads)
-            return run.fit(resume, until_step, progress, on_start)
+            try:
+                return run.fit(resume, until_step, progress, on_start)
+            finally:
+                run.release()
     except BaseException as exc:
         if is_oom(exc) and d.is_master:  # out of memory is this run's result (reproduce records it; decision T21)
             record_oom(run_dir, exc, cfg)
@@ -209,6 +213,12 @@ class Run:
                 f"learning rate at step {step} from {old:.3g} to {new:.3g} (optim.schedule={o.schedule!r}); a resumed "
                 "run continues its schedule without a jump. Keep the length, or start a new run (with "
                 "optim.schedule=constant a run can be extended)")
+
+    def release(self) -> None:
+        """Drop the DDP wrapper while the process group still exists: its reducer must go first, or the
+        process can abort at exit ("terminate called without an active exception")."""
+        self._ddp = None
+        gc.collect()
 
     def _model_for(self, phase: str) -> torch.nn.Module:
         """The module the step calls: the model itself, or its DDP wrapper for this phase.
