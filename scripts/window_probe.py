@@ -1,0 +1,97 @@
+"""What a trained run reads from the last K steps alone: a check that truncated gradients did not leak.
+
+A classifier trained with truncation K gets no gradient from steps before T - K, so whatever it learned must
+come from the last K steps. This scores a run's test set three ways:
+
+  as trained               the inputs unchanged
+  prefix from another      steps [0, T-K) taken from the next test example (labels kept)
+  prefix blanked           steps [0, T-K) set to token 0 (a black pixel on MNIST)
+
+and fits a linear classifier (softmax regression on the last K input values, divided by the largest, 200 L-BFGS
+iterations on the training split) as a reference for how much class information the window itself holds.
+
+    python scripts/window_probe.py RUN_DIR [--keep 300] [--threads 2]
+"""
+from __future__ import annotations
+
+import argparse
+
+import torch
+
+
+def _tensors(ds, batch_size: int = 1000) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    from auxrnn.train.batches import eval_batches
+
+    xs, ls, ys = zip(*eval_batches(ds, batch_size))
+    return torch.cat(xs), torch.cat(ls), torch.cat(ys)
+
+
+@torch.no_grad()
+def _score(model, x: torch.Tensor, lengths: torch.Tensor, y: torch.Tensor, batch_size: int = 500) -> float:
+    correct = sum(int((model.predict(x[i:i + batch_size], lengths[i:i + batch_size]).argmax(-1)
+                       == y[i:i + batch_size]).sum()) for i in range(0, len(y), batch_size))
+    return 100.0 * correct / len(y)
+
+
+def _linear_reference(train, test, keep: int, n_classes: int) -> float:
+    (xtr, _, ytr), (xte, _, yte) = train, test
+    scale = max(1.0, float(xtr.max()))
+    feats = [x[:, -keep:].reshape(len(x), -1).float() / scale for x in (xtr, xte)]
+    w = torch.zeros(feats[0].shape[1], n_classes, requires_grad=True)
+    b = torch.zeros(n_classes, requires_grad=True)
+    opt = torch.optim.LBFGS([w, b], max_iter=200, history_size=20, line_search_fn="strong_wolfe")
+
+    def closure():
+        opt.zero_grad()
+        loss = torch.nn.functional.cross_entropy(feats[0] @ w + b, ytr) + 1e-4 * w.pow(2).sum()
+        loss.backward()
+        return loss
+
+    opt.step(closure)
+    with torch.no_grad():
+        return 100.0 * float(((feats[1] @ w + b).argmax(-1) == yte).float().mean())
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("run", help="a run folder (its checkpoint is scored)")
+    p.add_argument("--keep", type=int, default=300, help="steps at the end left as they are (default 300)")
+    p.add_argument("--threads", type=int, default=0, help="CPU threads (0 = automatic)")
+    args = p.parse_args()
+
+    from auxrnn import models
+    from auxrnn.data import load_dataset
+    from auxrnn.train import checkpoint
+    from auxrnn.train.config import fit_to_data, from_dict
+    from auxrnn.train.cpu import flush_denormals, use_threads
+
+    use_threads(args.threads)
+    ckpt = checkpoint.load(checkpoint.find(args.run))
+    cfg = from_dict(ckpt["config"])
+    test_ds = load_dataset(cfg.data.name, "test", root=cfg.data.root, **cfg.data.options)
+    fit_to_data(cfg, test_ds.info)
+    model = models.build(cfg.model, cfg.arch)
+    model.load_state_dict(ckpt["model"])
+    model.eval()
+    x, lengths, y = _tensors(test_ds)
+    if not bool((lengths == x.shape[1]).all()):
+        raise SystemExit("window_probe needs sequences of one length (no padding)")
+    cut = x.shape[1] - args.keep
+    other = torch.cat([x[1:], x[:1]])
+    swapped, blanked = x.clone(), x.clone()
+    swapped[:, :cut] = other[:, :cut]
+    blanked[:, :cut] = 0
+    with flush_denormals(torch.device("cpu")):
+        rows = [("as trained", _score(model, x, lengths, y)),
+                (f"steps [0, {cut}) from another example", _score(model, swapped, lengths, y)),
+                (f"steps [0, {cut}) blanked", _score(model, blanked, lengths, y))]
+    train = _tensors(load_dataset(cfg.data.name, "train", root=cfg.data.root, **cfg.data.options))
+    rows.append((f"linear classifier on the last {args.keep} steps", _linear_reference(train, (x, lengths, y), args.keep,
+                                                                                       cfg.model.n_classes)))
+    print(f"{args.run} (step {int(ckpt['step'])}), test accuracy (%):")
+    for label, acc in rows:
+        print(f"  {label:<45} {acc:6.2f}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,27 @@
+"""scripts/window_probe.py: the check behind the LSTM Truncate300 investigation (docs/results.md)."""
+from __future__ import annotations
+
+import json
+import re
+import runpy
+import sys
+from pathlib import Path
+
+from auxrnn.cli import main
+from conftest import tiny_args
+
+SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "window_probe.py"
+
+
+def test_window_probe_scores_the_run_as_trained_and_with_its_prefix_replaced(tmp_path, monkeypatch, capsys):
+    run = tmp_path / "run"
+    assert main(["train", *tiny_args(64, 16, "train.steps=6", "model.aux=none"), f"train.out={run}"]) == 0
+    capsys.readouterr()
+    monkeypatch.setattr(sys, "argv", ["window_probe.py", str(run), "--keep", "10", "--threads", "1"])
+    runpy.run_path(str(SCRIPT), run_name="__main__")
+    out = capsys.readouterr().out
+    rows = dict(re.findall(r"^  (.+?)\s+(\d+\.\d\d)$", out, re.M))
+    assert list(rows) == ["as trained", "steps [0, 20) from another example", "steps [0, 20) blanked",
+                          "linear classifier on the last 10 steps"]
+    summary = json.loads((run / "summary.json").read_text())
+    assert float(rows["as trained"]) == round(summary["test_accuracy"], 2)
