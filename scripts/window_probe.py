@@ -76,6 +76,8 @@ def main() -> None:
     x, lengths, y = _tensors(test_ds)
     if not bool((lengths == x.shape[1]).all()):
         raise SystemExit("window_probe needs sequences of one length (no padding)")
+    if not 0 < args.keep < x.shape[1]:
+        raise SystemExit(f"--keep must be between 1 and {x.shape[1] - 1} (the sequences have {x.shape[1]} steps)")
     cut = x.shape[1] - args.keep
     other = torch.cat([x[1:], x[:1]])
     swapped, blanked = x.clone(), x.clone()

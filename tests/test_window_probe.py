@@ -7,6 +7,8 @@ import runpy
 import sys
 from pathlib import Path
 
+import pytest
+
 from auxrnn.cli import main
 from conftest import tiny_args
 
@@ -25,3 +27,11 @@ def test_window_probe_scores_the_run_as_trained_and_with_its_prefix_replaced(tmp
                           "linear classifier on the last 10 steps"]
     summary = json.loads((run / "summary.json").read_text())
     assert float(rows["as trained"]) == round(summary["test_accuracy"], 2)
+
+
+def test_window_probe_refuses_a_window_as_long_as_the_sequence(tmp_path, monkeypatch, capsys):
+    run = tmp_path / "run"
+    assert main(["train", *tiny_args(16, 16, "train.steps=1", "model.aux=none"), f"train.out={run}"]) == 0
+    monkeypatch.setattr(sys, "argv", ["window_probe.py", str(run), "--keep", "30"])
+    with pytest.raises(SystemExit, match="--keep must be between 1 and 29"):
+        runpy.run_path(str(SCRIPT), run_name="__main__")

@@ -70,7 +70,7 @@ def plot_curves(name: str, root: Path = DEFAULT_ROOT, out: Path | None = None) -
     from auxrnn.train.metrics import read_metrics
 
     exp = get(name)
-    fig, ax = plt.subplots(figsize=(8, 5))
+    fig, ax = plt.subplots(figsize=(8, 6))
     drawn = 0
     for r in collect(name, root):
         evals = [m for m in read_metrics(r["folder"]) if m.get("kind") == "eval"]
@@ -90,7 +90,7 @@ def plot_curves(name: str, root: Path = DEFAULT_ROOT, out: Path | None = None) -
     ax.set_ylabel("accuracy (%): test solid, validation dotted")
     ax.set_ylim(0, 100)
     ax.grid(alpha=0.3)
-    ax.legend(loc="upper left", fontsize=8)
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.12), ncol=2, fontsize=8)  # below: never over a curve
     ax.set_title(exp.title, fontsize=10)
     fig.tight_layout()
     out = Path(out) if out else Path(root) / f"{name}.png"
