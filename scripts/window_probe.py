@@ -59,20 +59,18 @@ def main() -> None:
     p.add_argument("--threads", type=int, default=0, help="CPU threads (0 = automatic)")
     args = p.parse_args()
 
-    from auxrnn import models
     from auxrnn.data import load_dataset
     from auxrnn.train import checkpoint
-    from auxrnn.train.config import fit_to_data, from_dict
+    from auxrnn.train.config import from_dict
     from auxrnn.train.cpu import flush_denormals, use_threads
+    from auxrnn.train.evaluation import restored_model
 
     use_threads(args.threads)
-    ckpt = checkpoint.load(checkpoint.find(args.run))
+    path = checkpoint.find(args.run)
+    ckpt = checkpoint.load(path)
     cfg = from_dict(ckpt["config"])
     test_ds = load_dataset(cfg.data.name, "test", root=cfg.data.root, **cfg.data.options)
-    fit_to_data(cfg, test_ds.info)
-    model = models.build(cfg.model, cfg.arch)
-    model.load_state_dict(ckpt["model"])
-    model.eval()
+    model = restored_model(ckpt, cfg, test_ds, path).eval()
     x, lengths, y = _tensors(test_ds)
     if not bool((lengths == x.shape[1]).all()):
         raise SystemExit("window_probe needs sequences of one length (no padding)")

@@ -23,15 +23,11 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args) -> int:
-    import torch
-
-    from auxrnn import models
     from auxrnn.data import load_dataset
     from auxrnn.train import checkpoint, distributed
-    from auxrnn.train.config import fit_to_data, from_dict, parse_overrides, set_key
-    from auxrnn.train.evaluation import device_name, evaluate
-
+    from auxrnn.train.config import from_dict, parse_overrides, set_key
     from auxrnn.train.cpu import use_threads
+    from auxrnn.train.evaluation import device_name, evaluate, restored_model
 
     use_threads(args.threads)
     path = checkpoint.find(args.target)
@@ -44,19 +40,8 @@ def run(args) -> int:
             raise ValueError(f"{key} cannot be overridden by eval: only data.*, train.device and train.amp")
         set_key(cfg, key, value)
     ds = load_dataset(cfg.data.name, args.split, root=cfg.data.root, **cfg.data.options)
-    # The data state the model was trained with (a permutation, a quantiser: decisions T10, D9) must be the
-    # one built now; with --data (another dataset) only what both have is compared.
-    now = ds.data_state()
-    for key, saved in ckpt.get("data", {}).items():
-        if key not in now and args.data:
-            continue
-        if key not in now or not torch.equal(saved, now[key]):
-            raise RuntimeError(f"the data {key} of {cfg.data.name!r} {cfg.data.options} differs from the one this "
-                               f"model was trained with ({path}); refusing to evaluate")
-    fit_to_data(cfg, ds.info)  # the saved channels / n_classes must fit the data
     d = distributed.Dist(device=distributed.pick_device(cfg.train.device))
-    model = models.build(cfg.model, cfg.arch).to(d.device)  # the saved arch.* and model.* (old checkpoints: arch rnn)
-    model.load_state_dict(ckpt["model"])
+    model = restored_model(ckpt, cfg, ds, path, other_data=bool(args.data)).to(d.device)
     correct, count = evaluate(model, ds, cfg, d)
     result = {
         "checkpoint": str(path), "step": int(ckpt["step"]), "arch": cfg.arch.name, "dataset": cfg.data.name, "options": cfg.data.options,

@@ -6,7 +6,7 @@ import contextlib
 import torch
 
 from auxrnn.train import batches, distributed
-from auxrnn.train.config import RunConfig
+from auxrnn.train.config import RunConfig, fit_to_data
 from auxrnn.train.cpu import cpu_model, flush_denormals
 
 
@@ -21,6 +21,27 @@ def device_name(device: torch.device) -> str:
     if device.type == "cuda":
         return torch.cuda.get_device_name(device)
     return f"cpu ({cpu_model()}, {torch.get_num_threads()} threads)"
+
+
+def restored_model(ckpt: dict, cfg: RunConfig, ds, path, *, other_data: bool = False) -> torch.nn.Module:
+    """The checkpoint's model (its saved arch.* and model.*), built for `ds` and loaded with its weights.
+
+    The data state the model was trained with (a permutation, a quantiser: decisions T10, D9) must be the one
+    `ds` built now; with `other_data` (another dataset) only what both have is compared.
+    """
+    from auxrnn import models
+
+    now = ds.data_state()
+    for key, saved in ckpt.get("data", {}).items():
+        if key not in now and other_data:
+            continue
+        if key not in now or not torch.equal(saved, now[key]):
+            raise RuntimeError(f"the data {key} of {cfg.data.name!r} {cfg.data.options} differs from the one this "
+                               f"model was trained with ({path}); refusing to evaluate")
+    fit_to_data(cfg, ds.info)  # the saved channels / n_classes must fit the data
+    model = models.build(cfg.model, cfg.arch)
+    model.load_state_dict(ckpt["model"])
+    return model
 
 
 @torch.no_grad()
