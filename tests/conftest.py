@@ -2,9 +2,23 @@
 from __future__ import annotations
 
 import gzip
+import os
 import struct
 
 import torch
+
+from auxrnn.train.cpu import choose_threads
+
+# Float sums differ with the thread count on every CPU, so both sides of a test that compares two runs'
+# numbers use this one count: OMP_NUM_THREADS when the caller set it (CI runs those tests under 1 and 2),
+# else the automatic count of one process. In-process runs take SAME_THREADS, subprocesses same_threads_env().
+THREADS = choose_threads(0, processes=1)[0]
+SAME_THREADS = f"train.threads={THREADS}"
+
+
+def same_threads_env(**extra: str) -> dict:
+    """The environment of a subprocess whose numbers a test compares with an in-process run's."""
+    return {**os.environ, "OMP_NUM_THREADS": str(THREADS), **extra}
 
 TINY_MODEL = ["model.subseq_len=10", "model.truncate=10", "model.aux_truncate=10", "model.hidden=16",
               "model.embed_dim=8", "model.aux_hidden=16", "model.ffn_hidden=16"]

@@ -22,6 +22,7 @@ def cfg_with(*items: str):
     return build_config(None, parse_overrides(list(items)))
 
 
+@pytest.mark.determinism
 def test_transformer_trains_resumes_bit_for_bit_and_evals(tmp_path, capsys, caplog):
     # With dropout, so the random stream it draws from must resume exactly too.
     args = [*TINY, *TF, "arch.readout=cls", "optim.schedule=cosine", "train.steps=6", "model.dropout=0.2",

@@ -8,7 +8,7 @@ import sys
 
 import pytest
 import torch
-from conftest import tiny_args
+from conftest import same_threads_env, tiny_args
 
 TINY = tiny_args(35, 4)
 
@@ -32,6 +32,7 @@ def test_two_gloo_ranks_train_to_identical_parameters(tmp_path):
     assert not torch.equal(ck["rng"][0]["anchor"], ck["rng"][1]["anchor"])  # anchors seeded with seed + rank
 
 
+@pytest.mark.determinism
 @pytest.mark.slow
 def test_two_gloo_ranks_train_like_one_process_on_the_same_global_batch(tmp_path):
     """DDP averages the two half-batch gradients into the global batch's, across the pretraining -> training
@@ -40,7 +41,7 @@ def test_two_gloo_ranks_train_like_one_process_on_the_same_global_batch(tmp_path
     the ranks' per-rank anchor seeds cannot make the runs differ."""
     args = [*TINY, "model.subseq_len=30", "model.aux_truncate=30", "train.pretrain_steps=2", "train.steps=3",
             "train.checkpoint_every=0", "train.device=cpu", "--no-progress"]
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    env = same_threads_env()
     one, two = tmp_path / "one", tmp_path / "two"
     res = subprocess.run([sys.executable, "-m", "auxrnn", "train", *args, f"train.out={one}"],
                          capture_output=True, text=True, timeout=120, env=env)

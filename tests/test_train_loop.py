@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pytest
 import torch
 
 from auxrnn.cli import main
@@ -38,6 +39,7 @@ def test_train_writes_the_run_folder(tmp_path, capsys):
     assert ckpt_of(run)["config"]["model"]["n_classes"] == 8
 
 
+@pytest.mark.determinism
 def test_resume_continues_bit_for_bit(tmp_path):
     """4+2 steps straight == 3 steps, stop, resume, 3 more: across the phase and epoch boundaries, with dropout."""
     args = [*TINY, "model.dropout=0.2", "optim.schedule=cosine", "train.pretrain_steps=2", "train.steps=4",

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import signal
 import subprocess
 import sys
@@ -13,7 +12,7 @@ import pytest
 import torch
 
 from auxrnn.cli import main
-from conftest import tiny_args
+from conftest import SAME_THREADS, same_threads_env, tiny_args
 
 TINY = tiny_args(64, 16, "train.pretrain_steps=3", "train.eval_every=40", log_every=10, tensorboard=True)
 TIMING = {"examples_per_s", "eval_seconds", "peak_mem_mib"}
@@ -39,13 +38,14 @@ def _tb_steps(run, tag="train/loss"):
 
 
 @pytest.mark.slow
+@pytest.mark.determinism
 def test_killed_and_resumed_run_writes_the_same_metrics_as_a_straight_run(tmp_path):
-    args = [*TINY, "train.steps=400", "train.checkpoint_every=50"]
+    """Straight in this process, killed in a subprocess, resumed here: all three with one thread count."""
+    args = [*TINY, "train.steps=400", "train.checkpoint_every=50", SAME_THREADS]
     straight, crashed = tmp_path / "straight", tmp_path / "crashed"
     assert main(["train", *args, f"train.out={straight}", "--no-progress"]) == 0
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
     proc = subprocess.Popen([sys.executable, "-m", "auxrnn", "train", *args, f"train.out={crashed}", "--no-progress"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=same_threads_env())
     try:  # kill -9 once a line after the first checkpoint is logged, long before the second one
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline and proc.poll() is None:
