@@ -39,7 +39,7 @@ fi
       --json gpu/runs/concurrency.json
   echo "== slice: $EXPERIMENTS [$CELLS] for $MINUTES min"
   $PY -m auxrnn reproduce "$EXPERIMENTS" --cells "$CELLS" --parallel 8 --device "$DEVICE" --out gpu/runs \
-      --results gpu/runs/results.md "train.max_minutes=$MINUTES" train.amp=false
+      --results gpu/runs/results.md "train.max_minutes=$MINUTES" train.precision=fp32
   cat gpu/runs/results.md
 } >"$LOG" 2>&1
 

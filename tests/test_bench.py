@@ -7,7 +7,7 @@ from auxrnn.cli import main
 def test_bench_writes_one_record_per_case_with_the_promised_keys(tmp_path, capsys):
     out = tmp_path / "bench.json"
     code = main(["bench", "--models", "lstm-t300,rlstm-20x30", "--lengths", "64,128", "--batch", "2",
-                 "--steps", "1", "--device", "cpu", "--json", str(out)])
+                 "--steps", "1", "--device", "cpu", "--precisions", "fp32", "--json", str(out)])
     assert code == 0
     records = json.loads(out.read_text())
     assert [(r["model"], r["T"]) for r in records] == [("lstm-t300", 64), ("lstm-t300", 128),
@@ -31,7 +31,8 @@ def test_bench_concurrent_copies_take_their_share_of_the_cores_and_sum_their_rat
     monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
     out = tmp_path / "bench.json"
     assert main(["bench", "--models", "lstm-t300", "--lengths", "32", "--batch", "2", "--steps", "2",
-                 "--device", "cpu", "--concurrent", "2", "--threads", "0,3", "--json", str(out)]) == 0
+                 "--device", "cpu", "--concurrent", "2", "--threads", "0,3", "--precisions", "fp32",
+                 "--json", str(out)]) == 0
     auto, forced = json.loads(out.read_text())
     assert auto["concurrent"] == forced["concurrent"] == 2 and len(auto["copies"]) == 2
     assert auto["threads"] == max(1, usable_cores() // 2) and forced["threads"] == 3
@@ -43,7 +44,7 @@ def test_bench_concurrent_copies_take_their_share_of_the_cores_and_sum_their_rat
 def test_bench_plot_draws_the_cost_panel_from_saved_records(tmp_path, capsys):
     out, png = tmp_path / "bench.json", tmp_path / "cost.png"
     assert main(["bench", "--models", "lstm-full,lstm-t300", "--lengths", "24,48", "--batch", "2", "--steps", "1",
-                 "--device", "cpu", "--json", str(out)]) == 0
+                 "--device", "cpu", "--precisions", "fp32", "--json", str(out)]) == 0
     printed = capsys.readouterr().out
     assert main(["bench", "--from", str(out), "--plot", str(png)]) == 0
     again = capsys.readouterr().out
@@ -55,7 +56,7 @@ def test_bench_plot_draws_the_cost_panel_from_saved_records(tmp_path, capsys):
 def test_bench_inference_case_and_the_speedup_over_full_bptt(tmp_path, capsys):
     out = tmp_path / "bench.json"
     assert main(["bench", "--models", "lstm-full,lstm-t300,lstm-infer", "--lengths", "48", "--batch", "2",
-                 "--steps", "1", "--device", "cpu", "--json", str(out)]) == 0
+                 "--steps", "1", "--device", "cpu", "--precisions", "fp32", "--json", str(out)]) == 0
     full, t300, infer = json.loads(out.read_text())
     assert [r["model"] for r in (full, t300, infer)] == ["lstm-full", "lstm-t300", "lstm-infer"]
     assert full["vs_full"] == 1.0
@@ -74,3 +75,18 @@ def test_speedups_pair_records_only_within_the_same_length_batch_device_and_copi
             {"model": "lstm-t300", "T": 100, "batch": 4, "device": "cpu", "step_ms": None, "status": "oom"}]
     add_speedups(recs)
     assert [r.get("vs_full") for r in recs] == [1.0, 3.0, None, None, None]
+
+
+def test_bench_measures_both_precisions_and_names_the_cpus_bf16_support(tmp_path, capsys):
+    from auxrnn.train.precision import describe
+    import torch
+
+    out = tmp_path / "bench.json"
+    assert main(["bench", "--models", "rlstm-1x600-cpu", "--lengths", "700", "--batch", "2", "--steps", "1",
+                 "--device", "cpu", "--json", str(out)]) == 0
+    records = json.loads(out.read_text())
+    assert [r["precision"] for r in records] == ["fp32", "bf16"]
+    assert all(r["step_ms"] > 0 for r in records)
+    assert f"# bf16: {describe('auto', torch.device('cpu'))}" in capsys.readouterr().out
+    assert main(["bench", "--precisions", "fp16", "--device", "cpu"]) == 2
+    assert "--precisions takes fp32 and/or bf16" in capsys.readouterr().err

@@ -16,11 +16,11 @@ def cfg_with(*items: str, preset: str | None = None):
 
 
 def test_overrides_are_typed_by_their_field():
-    cfg = cfg_with("optim.lr=1e-3", "model.truncate=300", "train.amp=true", "train.max_minutes=9",
+    cfg = cfg_with("optim.lr=1e-3", "model.truncate=300", "train.precision=bf16", "train.train_eval_size=64", "train.max_minutes=9",
                    "data.options.perm_seed=3", "model.channels=[256,256,256]", "train.steps=2e3")
     assert cfg.optim.lr == 1e-3 and isinstance(cfg.optim.lr, float)
     assert cfg.model.truncate == 300 and isinstance(cfg.model.truncate, int)
-    assert cfg.train.amp is True
+    assert cfg.train.precision == "bf16" and cfg.train.train_eval_size == 64
     assert cfg.train.max_minutes == 9.0 and isinstance(cfg.train.max_minutes, float)
     assert cfg.data.options == {"perm_seed": 3}
     assert cfg.model.channels == (256, 256, 256)
@@ -31,8 +31,8 @@ def test_overrides_are_typed_by_their_field():
 def test_wrong_type_names_key_value_and_type():
     with pytest.raises(ValueError, match=r"train\.steps='many' has the wrong type: expected int"):
         cfg_with("train.steps=many")
-    with pytest.raises(ValueError, match=r"train\.amp=.*expected bool"):
-        cfg_with("train.amp=maybe", "train.steps=1")
+    with pytest.raises(ValueError, match=r"train\.precision='fp16' is invalid: choose one of fp32, bf16, auto"):
+        cfg_with("train.precision=fp16", "train.steps=1")
 
 
 def test_unknown_key_is_refused_with_a_suggestion():

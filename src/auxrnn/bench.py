@@ -16,6 +16,7 @@ import torch
 
 from auxrnn.memory import run_guarded
 from auxrnn.models import AuxRNN, ModelConfig, TransformerClassifier, matched_transformer_config
+from auxrnn.train import precision as precisions
 from auxrnn.train.cpu import flush_denormals, use_threads
 
 # name -> ModelConfig overrides; the MNIST defaults of the paper otherwise (LSTM-128, 2x256 decoder).
@@ -23,6 +24,9 @@ CASES: dict[str, dict] = {
     "lstm-full": dict(aux="none", truncate="full"),
     "lstm-t300": dict(aux="none", truncate=300),
     "rlstm-1x600": dict(aux="reconstruct", n_anchors=1, subseq_len=600, truncate=300, aux_truncate=300),
+    # the CPU-scale cells' r-LSTM (table2-mnist-cpu): a 1 x 128 decoder
+    "rlstm-1x600-cpu": dict(aux="reconstruct", n_anchors=1, subseq_len=600, truncate=300, aux_truncate=300,
+                            aux_hidden=128, aux_layers=1),
     "rlstm-20x30": dict(aux="reconstruct", n_anchors=20, subseq_len=30, truncate=300, aux_truncate=30),  # decision M15
     "plstm-1x600": dict(aux="predict", n_anchors=1, subseq_len=600, truncate=300),
 }
@@ -43,6 +47,7 @@ class BenchSpec:
     seed: int = 0
     concurrent: int = 1  # copies of the case trained at once, each in its own process
     threads: int = 0     # CPU threads per copy; 0 = its share of the cores (auxrnn.train.cpu.choose_threads)
+    precision: str = "fp32"  # "fp32" | "bf16": autocast as train.precision (auxrnn.train.precision)
 
 
 def build_case(name: str, **overrides) -> torch.nn.Module:
@@ -81,10 +86,11 @@ def measure(spec: BenchSpec) -> dict:
     cuda = device.type == "cuda"
 
     def step():
-        if spec.model in INFERENCE:
-            model.predict(x, lengths)
-            return
-        loss = model(x, lengths, y, generator=gen).loss
+        with precisions.autocast(spec.precision, device):
+            if spec.model in INFERENCE:
+                model.predict(x, lengths)
+                return
+            loss = model(x, lengths, y, generator=gen).loss
         loss.backward()
         opt.step()
         opt.zero_grad(set_to_none=True)
@@ -108,7 +114,8 @@ def measure(spec: BenchSpec) -> dict:
     return {"model": spec.model, "T": spec.T, "batch": spec.batch, "device": name,
             "step_ms": round(1000 * elapsed / spec.steps, 2), "peak_mib": round(peak, 1),
             "peak_kind": "allocator peak" if cuda else "peak RSS growth", "steps": spec.steps,
-            "concurrent": spec.concurrent, "threads": threads, "steps_per_s": round(spec.steps / elapsed, 3)}
+            "concurrent": spec.concurrent, "threads": threads, "steps_per_s": round(spec.steps / elapsed, 3),
+            "precision": spec.precision}
 
 
 def _measure_flushed(spec: BenchSpec) -> dict:
@@ -148,7 +155,7 @@ def _measure_together(spec: BenchSpec) -> dict:
 def add_speedups(records: list[dict]) -> None:
     """Set `vs_full` = lstm-full's step time / this record's, for records sharing T, batch, device, copies, threads."""
     def key(r):
-        return r["T"], r["batch"], r["device"], r.get("concurrent", 1), r.get("threads")
+        return r["T"], r["batch"], r["device"], r.get("concurrent", 1), r.get("threads"), r.get("precision", "fp32")
 
     full = {key(r): r["step_ms"] for r in records if r["model"] == "lstm-full" and r.get("step_ms")}
     for r in records:
@@ -185,11 +192,12 @@ def plot_records(records: list[dict], out) -> None:
     if not rows:
         raise ValueError("no single-copy records to plot")
     fig, (ax_t, ax_m) = plt.subplots(1, 2, figsize=(11, 4.2))
-    for model in dict.fromkeys(r["model"] for r in rows):
-        pts = sorted((r["T"], r["step_ms"], r["peak_mib"]) for r in rows if r["model"] == model)
+    for model in dict.fromkeys((r["model"], r.get("precision", "fp32")) for r in rows):
+        pts = sorted((r["T"], r["step_ms"], r["peak_mib"]) for r in rows if (r["model"], r.get("precision", "fp32")) == model)
+        label = model[0] if model[1] == "fp32" else f"{model[0]} ({model[1]})"
         T = [p[0] for p in pts]
-        ax_t.plot(T, [p[1] / 1000 for p in pts], marker="o", label=model)
-        ax_m.plot(T, [max(p[2], 1e-3) for p in pts], marker="o", label=model)
+        ax_t.plot(T, [p[1] / 1000 for p in pts], marker="o", label=label)
+        ax_m.plot(T, [max(p[2], 1e-3) for p in pts], marker="o", label=label)
     r0 = rows[0]
     for ax, label in ((ax_t, "seconds per training step"), (ax_m, f"peak MiB ({r0.get('peak_kind', 'peak')})")):
         ax.set_xscale("log")

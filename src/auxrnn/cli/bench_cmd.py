@@ -9,7 +9,7 @@ from pathlib import Path
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("bench", help="time and memory of one training step per model and length")
     p.add_argument("--models", default="lstm-full,lstm-t300,lstm-infer,rlstm-1x600,rlstm-20x30,plstm-1x600",
-                   help="comma-separated: lstm-full, lstm-t300, rlstm-1x600, rlstm-20x30, plstm-1x600, transformer "
+                   help="comma-separated: lstm-full, lstm-t300, rlstm-1x600, rlstm-1x600-cpu (1 x 128 decoder), rlstm-20x30, plstm-1x600, transformer "
                         "(the parameter-matched baseline; an out-of-memory length becomes an OOM row), "
                         "lstm-infer (no-grad inference: the floor under every truncated step)")
     p.add_argument("--lengths", default="784,1024,4096,16384", help="comma-separated sequence lengths T")
@@ -22,6 +22,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--threads", default="0",
                    help="comma-separated CPU threads per copy; 0 = automatic: the usable cores divided by the "
                         "copies (e.g. --concurrent 2 --threads 0,2 measures automatic against oversubscribed)")
+    p.add_argument("--precisions", default="fp32,bf16",
+                   help="comma-separated: fp32, bf16 (autocast, as train.precision); the header says whether "
+                        "this CPU computes bf16 natively")
     p.add_argument("--json", type=Path, default=None, help="also write the records as a JSON list here")
     p.add_argument("--plot", type=Path, default=None, metavar="PNG",
                    help="draw step time and peak memory against T for each model (the cost panel of Fig. 3)")
@@ -34,6 +37,7 @@ def run(args) -> int:
     import torch
 
     from auxrnn.bench import BenchSpec, add_speedups, run_grid
+    from auxrnn.train import precision
 
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
     cuda = device.startswith("cuda")
@@ -54,11 +58,16 @@ def run(args) -> int:
         raise ValueError("--batch, --steps and --concurrent must be >= 1 and every length >= 2")
     if not threads or min(threads) < 0:
         raise ValueError("--threads must be >= 0 (0 = automatic)")
-    specs = [BenchSpec(m, T, batch, device, steps=steps, warmup=1 if not cuda else 3, concurrent=k, threads=n)
-             for m in models for T in lengths for k in concurrent for n in threads]
+    precs = [p.strip() for p in args.precisions.split(",") if p.strip()]
+    if not precs or any(p not in ("fp32", "bf16") for p in precs):
+        raise ValueError(f"--precisions takes fp32 and/or bf16, got {args.precisions!r}")
+    specs = [BenchSpec(m, T, batch, device, steps=steps, warmup=1 if not cuda else 3, concurrent=k, threads=n,
+                       precision=pr) for m in models for T in lengths for k in concurrent for n in threads for pr in precs]
     records = []
-    print(f"{'model':<14}{'T':>7}{'batch':>7}{'copies':>7}{'threads':>8}{'ms/step':>11}{'steps/s':>10}{'peak MiB':>11}"
-          f"{'vs full':>9}  device")
+    if args.source is None:
+        print(f"# bf16: {precision.describe('auto', torch.device(device))}")
+    print(f"{'model':<16}{'T':>7}{'batch':>7}{'copies':>7}{'threads':>8}{'prec':>6}{'ms/step':>11}{'steps/s':>10}"
+          f"{'peak MiB':>11}{'vs full':>9}  device")
     source = json.loads(args.source.read_text()) if args.source else None
     for rec in (source if source is not None else run_grid(specs)):
         records.append(rec)
@@ -68,8 +77,8 @@ def run(args) -> int:
         sps = "-" if oom else f"{rec['steps_per_s']:.2f}"
         mib = "-" if rec["peak_mib"] is None else f"{rec['peak_mib']:.0f}"
         vs = f"{rec['vs_full']:.2f}x" if "vs_full" in rec else "-"
-        print(f"{rec['model']:<14}{rec['T']:>7}{rec['batch']:>7}{rec.get('concurrent', 1):>7}{rec.get('threads', '-'):>8}"
-              f"{ms:>11}{sps:>10}{mib:>11}{vs:>9}  {rec['device']}", flush=True)
+        print(f"{rec['model']:<16}{rec['T']:>7}{rec['batch']:>7}{rec.get('concurrent', 1):>7}{rec.get('threads', '-'):>8}"
+              f"{rec.get('precision', 'fp32'):>6}{ms:>11}{sps:>10}{mib:>11}{vs:>9}  {rec['device']}", flush=True)
     if args.plot:
         from auxrnn.bench import plot_records
 

@@ -11,7 +11,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("target", type=Path, metavar="RUN_DIR_OR_CHECKPOINT")
     p.add_argument("overrides", nargs="*", metavar="key=value",
                    help="data.* overrides (e.g. data.root=..., data.options.folder=..., data.eval_batch_size=...) "
-                        "and train.device / train.amp")
+                        "and train.device / train.precision")
     p.add_argument("--data", default=None, metavar="NAME",
                    help="evaluate on another dataset with the same input and class shapes (e.g. idx)")
     p.add_argument("--split", default="test", choices=("test", "train"), help="which split to score (default test)")
@@ -36,8 +36,8 @@ def run(args) -> int:
     if args.data:
         set_key(cfg, "data.name", args.data)  # another dataset starts with no options
     for key, value in parse_overrides(args.overrides).items():
-        if not (key.startswith("data.") or key in ("train.device", "train.amp")):
-            raise ValueError(f"{key} cannot be overridden by eval: only data.*, train.device and train.amp")
+        if not (key.startswith("data.") or key in ("train.device", "train.precision")):
+            raise ValueError(f"{key} cannot be overridden by eval: only data.*, train.device and train.precision")
         set_key(cfg, key, value)
     ds = load_dataset(cfg.data.name, args.split, root=cfg.data.root, **cfg.data.options)
     d = distributed.Dist(device=distributed.pick_device(cfg.train.device))

@@ -69,6 +69,10 @@ def run(args) -> int:
         info = static_info(cfg.data.name, cfg.data.options)
         if info is None:  # the files decide the shape (idx, csv folders)
             info = load_dataset(cfg.data.name, "train", root=cfg.data.root, **cfg.data.options).info
+        if cfg.data.keep_last:
+            from auxrnn.data.sequences import last_steps_info
+
+            info = last_steps_info(info, cfg.data.keep_last)
         fit_to_data(cfg, info)
         models.check(cfg.model, cfg.arch, info.name)
         print(dump_yaml(cfg), end="")

@@ -117,3 +117,34 @@ def adding_item(seed: int, split: str, index: int, length: int) -> tuple[np.ndar
     x[a, 1] = 1
     x[b, 1] = 1
     return x, int(x[a, 0]) + int(x[b, 0])
+
+
+class LastSteps(torch.utils.data.Dataset):
+    """The last `k` steps of every item of `ds` (the whole item when it is shorter).
+
+    What a model that reads only a final window of k steps can see: trained with full BPTT on these, it
+    measures the ceiling of any model whose information comes from that window alone (`data.keep_last`).
+    """
+
+    def __init__(self, ds, k: int):
+        if k < 1:
+            raise ValueError(f"data.keep_last={k}: keep at least one step (0 keeps the whole sequence)")
+        self.ds, self.k = ds, int(k)
+        self.info = last_steps_info(ds.info, self.k)
+
+    def __len__(self) -> int:
+        return len(self.ds)
+
+    def __getitem__(self, i: int):
+        x, y = self.ds[i]
+        return x[-self.k:], y
+
+    def data_state(self) -> dict[str, torch.Tensor]:
+        return self.ds.data_state()
+
+
+def last_steps_info(info, k: int):
+    """A DatasetInfo whose sequences are cut to their last k steps."""
+    import dataclasses
+
+    return dataclasses.replace(info, seq_len=min(int(k), int(info.seq_len)))

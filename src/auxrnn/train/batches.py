@@ -36,8 +36,12 @@ def load_splits(cfg: DataConfig) -> Splits:
     """Train (minus any validation carve-out), validation and test sets for a run."""
     from auxrnn.data import load_dataset
 
+    from auxrnn.data.sequences import LastSteps
+
     train = load_dataset(cfg.name, "train", root=cfg.root, **cfg.options)
     test = load_dataset(cfg.name, "test", root=cfg.root, **cfg.options)
+    if cfg.keep_last:
+        train, test = LastSteps(train, cfg.keep_last), LastSteps(test, cfg.keep_last)
     info = train.info
     extra = train.data_state()
     val = None
@@ -51,6 +55,16 @@ def load_splits(cfg: DataConfig) -> Splits:
         val = Subset(train, sorted(order[: cfg.val_size].tolist()))
         train = Subset(train, sorted(order[cfg.val_size:].tolist()))
     return Splits(train, val, test, info, extra)
+
+
+def fixed_subset(ds: Dataset, n: int) -> Dataset | None:
+    """n examples of `ds` chosen once by a fixed seed (not train.seed: every run scores the same ones), in
+    index order; None for n = 0, all of `ds` when n >= len(ds)."""
+    if n <= 0:
+        return None
+    if n >= len(ds):
+        return ds
+    return Subset(ds, sorted(np.random.default_rng([0, 0x7EA1]).permutation(len(ds))[:n].tolist()))
 
 
 def epoch_order(n: int, seed: int, epoch: int) -> np.ndarray:

@@ -46,6 +46,7 @@ PRESETS = importlib.resources.files("auxrnn") / "configs"  # shipped inside the 
 DATASETS = ("mnist", "pmnist", "cifar10", "stanforddogs", "dbpedia", "idx", "csv", "copy", "adding", "arrays")
 OPTIMIZERS = ("adam", "rmsprop")
 SCHEDULES = ("constant", "step", "cosine")
+PRECISIONS = ("fp32", "bf16", "auto")
 
 
 @dataclass
@@ -58,6 +59,7 @@ class DataConfig:
     workers: int = 0                   # DataLoader worker processes
     val_size: int = 0                  # examples carved from train for validation (paper: none; decision T16)
     val_seed: int = 0                  # seed of that carve-out, independent of train.seed (decision T16)
+    keep_last: int = 0                 # >0: every sequence cut to its last K steps (the window-ceiling model)
 
 
 @dataclass
@@ -85,7 +87,9 @@ class TrainConfig:
     log_every: int = 50                # steps between metrics.jsonl lines
     checkpoint_every: int = 1000       # steps between checkpoints (also written at every stop)
     device: str = "auto"               # "auto" | "cpu" | "cuda" | "cuda:N"
-    amp: bool = False                  # bf16 autocast on CUDA; ignored on CPU (decision T24: float32 by default)
+    precision: str = "fp32"            # "fp32" | "bf16" (autocast) | "auto": bf16 where the device computes it
+                                       # natively, else fp32 (decisions T24, T27)
+    train_eval_size: int = 0           # training examples (a fixed subset) also scored at each evaluation
     out: str = ""                      # run folder; "" = runs/<preset>-<timestamp>
     max_minutes: float = 0.0           # wall-clock budget of this process; 0 = none. Stops with a checkpoint.
     tensorboard: bool = True           # also write TensorBoard event files
@@ -257,7 +261,10 @@ def _dataset_first(items: dict[str, Any]) -> list[tuple[str, Any]]:
 def from_dict(d: dict) -> RunConfig:
     """The inverse of RunConfig.to_dict (e.g. a run folder's config.yaml or a checkpoint's config)."""
     cfg = RunConfig()
-    for key, value in flatten(d).items():
+    flat = flatten(d)
+    if "train.amp" in flat:  # run folders written before train.precision (0.1) name bf16 autocast this way
+        flat["train.precision"] = "bf16" if flat.pop("train.amp") else "fp32"
+    for key, value in flat.items():
         set_key(cfg, key, value)
     cfg._explicit = set(_FROM_DATA)  # type: ignore[attr-defined]  # a saved config was already fitted
     return validate(cfg)
@@ -287,7 +294,7 @@ def validate(cfg: RunConfig) -> RunConfig:
     for key in ("batch_size", "eval_batch_size"):
         if getattr(d, key) < 1:
             raise _bad(f"data.{key}", getattr(d, key), "must be >= 1")
-    for key in ("workers", "val_size"):
+    for key in ("workers", "val_size", "keep_last"):
         if getattr(d, key) < 0:
             raise _bad(f"data.{key}", getattr(d, key), "must be >= 0")
 
@@ -335,6 +342,9 @@ def validate(cfg: RunConfig) -> RunConfig:
         raise _bad("train.log_every", t.log_every, "must be >= 1")
     if t.max_minutes < 0:
         raise _bad("train.max_minutes", t.max_minutes, "must be >= 0 (0 = no budget)")
+    _choice("train.precision", t.precision, PRECISIONS)
+    if t.train_eval_size < 0:
+        raise _bad("train.train_eval_size", t.train_eval_size, "must be >= 0 (0 = no training-set evaluation)")
     if not re.fullmatch(r"auto|cpu|cuda(:\d+)?", t.device):
         raise _bad("train.device", t.device, "choose one of auto, cpu, cuda, cuda:N")
     return cfg

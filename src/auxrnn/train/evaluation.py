@@ -1,20 +1,11 @@
 """Scoring a model: every example of a split exactly once, summed over ranks, in the run's precision."""
 from __future__ import annotations
 
-import contextlib
-
 import torch
 
-from auxrnn.train import batches, distributed
+from auxrnn.train import batches, distributed, precision
 from auxrnn.train.config import RunConfig, fit_to_data
 from auxrnn.train.cpu import cpu_model, flush_denormals
-
-
-def amp(cfg: RunConfig, device: torch.device):
-    """bf16 autocast on CUDA when train.amp is set (decision T24: the paper cells use float32)."""
-    if cfg.train.amp and device.type == "cuda":
-        return torch.autocast("cuda", dtype=torch.bfloat16)
-    return contextlib.nullcontext()
 
 
 def device_name(device: torch.device) -> str:
@@ -45,14 +36,19 @@ def restored_model(ckpt: dict, cfg: RunConfig, ds, path, *, other_data: bool = F
 
 
 @torch.no_grad()
-def evaluate(model: torch.nn.Module, ds, cfg: RunConfig, d: distributed.Dist) -> tuple[int, int]:
-    """(correct, count) over every example of `ds`, summed over ranks. count == len(ds) always (decision T15)."""
+def evaluate(model: torch.nn.Module, ds, cfg: RunConfig, d: distributed.Dist,
+             resolved: str | None = None) -> tuple[int, int]:
+    """(correct, count) over every example of `ds`, summed over ranks. count == len(ds) always (decision T15).
+
+    `resolved` is the run's precision ("fp32" | "bf16"); None resolves cfg.train.precision on this device.
+    """
+    resolved = resolved or precision.resolve(cfg.train.precision, d.device)
     was_training = model.training
     model.eval()
     correct = count = 0
     with flush_denormals(d.device):  # decision T22
         for x, lengths, y in batches.eval_batches(ds, cfg.data.eval_batch_size, d.rank, d.world_size, cfg.data.workers):
-            with amp(cfg, d.device):
+            with precision.autocast(resolved, d.device):
                 logits = model.predict(x.to(d.device, non_blocking=True), lengths)
             correct += int((logits.argmax(-1).cpu() == y).sum())
             count += int(y.numel())

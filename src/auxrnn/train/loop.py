@@ -38,10 +38,10 @@ import torch
 
 from auxrnn import models
 from auxrnn.memory import is_oom
-from auxrnn.train import batches, checkpoint, distributed
+from auxrnn.train import batches, checkpoint, distributed, precision
 from auxrnn.train.config import RunConfig, dump_yaml, fit_to_data
 from auxrnn.train.cpu import flush_denormals, use_threads
-from auxrnn.train.evaluation import amp, device_name, evaluate
+from auxrnn.train.evaluation import device_name, evaluate
 from auxrnn.train.metrics import MetricsLog, MetricsWindow, read_summary, write_summary
 from auxrnn.train.signals import StopSignals
 from auxrnn.train.optim import build_optimizer, lr_at, phase_of
@@ -155,6 +155,8 @@ class Run:
             raise ValueError(f"data.batch_size={cfg.data.batch_size} must be divisible by the number of processes "
                              f"({d.world_size})")
         self.plan = plan_phases(cfg, len(self.splits.train))
+        self.precision = precision.resolve(cfg.train.precision, d.device)  # a resume keeps its checkpoint's
+        self.train_probe = batches.fixed_subset(self.splits.train, cfg.train.train_eval_size)
         self.ckpt_path = run_dir / checkpoint.FOLDER / checkpoint.LAST
         self.step, self.wall_before, self.t0 = 0, 0.0, time.monotonic()
         self.window = MetricsWindow(d.device)
@@ -186,6 +188,7 @@ class Run:
         self.raw.load_state_dict(ckpt["model"])
         self.optimizer.load_state_dict(ckpt["optimizer"])
         self.step, self.wall_before = step, float(ckpt["wall_seconds"])
+        self.precision = ckpt.get("precision", self.precision)
         rngs = ckpt["rng"]
         if len(rngs) == d.world_size:
             checkpoint.restore_rng(rngs[d.rank], self.gen, d.device)
@@ -246,7 +249,7 @@ class Run:
         for group in self.optimizer.param_groups:
             group["lr"] = lr
         y = y.to(d.device, non_blocking=True)
-        with amp(cfg, d.device):  # decision T24
+        with precision.autocast(self.precision, d.device):  # decisions T24, T27
             out = self._model_for(phase)(x.to(d.device, non_blocking=True), lengths, y, generator=self.gen,
                                          phase=phase, aux_weight=cfg.train.aux_weight)
         out.loss.backward()
@@ -285,16 +288,20 @@ class Run:
         step = self.step
         rec = {"kind": "eval", "step": step, "epoch": self.plan.epoch(step),
                "phase": phase_of(max(step - 1, 0), self.plan.pretrain_steps)}
-        c, n = evaluate(self.raw, self.splits.test, self.cfg, self.d)
+        c, n = evaluate(self.raw, self.splits.test, self.cfg, self.d, self.precision)
         rec.update(test_acc=100.0 * c / n, test_correct=c, test_count=n)
         if self.splits.val is not None:  # decision T16: only when data.val_size carves one
-            c, n = evaluate(self.raw, self.splits.val, self.cfg, self.d)
+            c, n = evaluate(self.raw, self.splits.val, self.cfg, self.d, self.precision)
             rec.update(val_acc=100.0 * c / n, val_correct=c, val_count=n)
+        if self.train_probe is not None:  # train against test at equal steps, on fixed training examples
+            c, n = evaluate(self.raw, self.train_probe, self.cfg, self.d, self.precision)
+            rec.update(train_eval_acc=100.0 * c / n, train_eval_count=n)
         rec["eval_seconds"] = time.monotonic() - te
         if self.d.is_master:
             self.metrics.write(rec)
-            log.info("step %d (epoch %.2f): test accuracy %.2f%%%s", step, rec["epoch"], rec["test_acc"],
-                     f", validation {rec['val_acc']:.2f}%" if "val_acc" in rec else "")
+            log.info("step %d (epoch %.2f): test accuracy %.2f%%%s%s", step, rec["epoch"], rec["test_acc"],
+                     f", validation {rec['val_acc']:.2f}%" if "val_acc" in rec else "",
+                     f", training subset {rec['train_eval_acc']:.2f}%" if "train_eval_acc" in rec else "")
         return rec
 
     def checkpoint(self) -> None:
@@ -302,7 +309,7 @@ class Run:
         if self.d.is_master:
             checkpoint.save(self.ckpt_path, {
                 "config": self.cfg.to_dict(), "model": self.raw.state_dict(), "optimizer": self.optimizer.state_dict(),
-                "step": self.step, "rng": rngs, "data": self.splits.extra_state, "world_size": self.d.world_size,
+                "step": self.step, "rng": rngs, "precision": self.precision, "data": self.splits.extra_state, "world_size": self.d.world_size,
                 "wall_seconds": self.wall_before + time.monotonic() - self.t0,
                 "phase": phase_of(self.step, self.plan.pretrain_steps), "window": self.window.state(),
                 "plan": {"pretrain_steps": self.plan.pretrain_steps, "total_steps": self.plan.total_steps},
@@ -340,13 +347,14 @@ class Run:
                                       keep_until=self.step if ckpt is not None else -1)
             n_params = self.raw.num_parameters()
             log.info("model %s", models.parameter_text(self.raw, cfg.model, cfg.arch))
-            log.info("run folder %s | device %s x%d (threads: %s) | parameters %s | %d steps/epoch | pretrain %d "
-                     "steps, total %d steps%s", self.run_dir, device_name(d.device), d.world_size, self.threads[1],
+            log.info("run folder %s | device %s x%d (threads: %s) | precision %s | parameters %s | %d steps/epoch | "
+                     "pretrain %d steps, total %d steps%s", self.run_dir, device_name(d.device), d.world_size,
+                     self.threads[1], precision.describe(t.precision, d.device) if ckpt is None else self.precision,
                      n_params, plan.steps_per_epoch, plan.pretrain_steps, plan.total_steps,
                      f" | resuming at step {self.step} from {ckpt_file.name}" if ckpt is not None else "")
             self.metrics.write({"kind": "event", "event": "resume" if ckpt is not None else "start", "step": self.step,
                                 "world_size": d.world_size, "device": str(d.device), "params": n_params,
-                                "threads": self.threads[0]})
+                                "threads": self.threads[0], "precision": self.precision})
         from tqdm.auto import tqdm
 
         show = d.is_master and (sys.stderr.isatty() if progress is None else progress)
@@ -418,6 +426,7 @@ class Run:
             "total_steps": plan.total_steps, "pretrain_steps": plan.pretrain_steps, "epochs": plan.epoch(step),
             "steps_per_epoch": plan.steps_per_epoch, "seed": cfg.train.seed, "device": device_name(d.device),
             "threads": self.threads[0], "threads_from": self.threads[1], "world_size": d.world_size,
+            "precision": self.precision,
             "wall_seconds": self.wall_before + time.monotonic() - self.t0,
             "parameters": self.raw.num_parameters(), "torch": torch.__version__, "test_accuracy": None,
         }
@@ -428,6 +437,8 @@ class Run:
             summary.update(test_accuracy=rec["test_acc"], test_correct=rec["test_correct"], test_count=rec["test_count"])
             if "val_acc" in rec:
                 summary.update(val_accuracy=rec["val_acc"], val_count=rec["val_count"])
+            if "train_eval_acc" in rec:
+                summary.update(train_eval_accuracy=rec["train_eval_acc"], train_eval_count=rec["train_eval_count"])
             summary["param_sha256"] = distributed.gather_objects(param_sha256(self.raw), d)
             summary["wall_seconds"] = self.wall_before + time.monotonic() - self.t0
         summary["finished_at"] = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")

@@ -1,0 +1,129 @@
+"""What the CPU-scale cells need: bf16 autocast on a CPU, a fixed training subset scored at each evaluation,
+sequences cut to their last K steps (the window's ceiling), and evaluation that never moves training."""
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from auxrnn import reproduce
+from auxrnn.cli import main
+from auxrnn.data import load_dataset
+from auxrnn.data.sequences import LastSteps
+from auxrnn.train import batches, precision
+from conftest import SAME_THREADS, ckpt_of, tiny_args
+
+TINY = tiny_args(32, 7)
+
+
+def _records(run, kind):
+    rows = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
+    return [{k: v for k, v in r.items() if k not in ("examples_per_s", "eval_seconds", "peak_mem_mib")}
+            for r in rows if r["kind"] == kind]
+
+
+def test_auto_precision_follows_the_cpus_bf16_instructions(monkeypatch):
+    cpu = torch.device("cpu")
+    monkeypatch.setattr(precision, "cpu_bf16_flags", lambda: ("avx512_bf16",))
+    assert precision.resolve("auto", cpu) == "bf16"
+    assert precision.describe("auto", cpu) == "bf16 (auto: CPU has avx512_bf16)"
+    monkeypatch.setattr(precision, "cpu_bf16_flags", lambda: ())
+    assert precision.resolve("auto", cpu) == "fp32"
+    assert precision.describe("auto", cpu) == "fp32 (auto: no native bf16 on this CPU)"
+    assert precision.resolve("bf16", cpu) == "bf16" and precision.resolve("fp32", cpu) == "fp32"
+
+
+def test_cpu_flags_are_read_from_cpuinfo(tmp_path, monkeypatch):
+    import builtins
+
+    fake = tmp_path / "cpuinfo"
+    fake.write_text("processor\t: 0\nmodel name\t: X\nflags\t\t: fpu avx2 avx512f amx_bf16 avx512_bf16\n")
+    real_open = builtins.open
+    monkeypatch.setattr(builtins, "open", lambda p, *a, **k: real_open(fake if p == "/proc/cpuinfo" else p, *a, **k))
+    precision.cpu_bf16_flags.cache_clear()
+    try:
+        assert precision.cpu_bf16_flags() == ("avx512_bf16", "amx_bf16")
+    finally:
+        precision.cpu_bf16_flags.cache_clear()
+
+
+@pytest.mark.determinism
+def test_a_bf16_run_computes_in_bf16_and_resumes_bit_for_bit(tmp_path, monkeypatch):
+    """bf16 autocast on a CPU changes the numbers (so it really runs), and a resume stays exact in it. A
+    resume keeps the precision its checkpoint was written in, even where "auto" would now choose fp32."""
+    args = [*TINY, "train.pretrain_steps=2", "train.steps=4", "train.checkpoint_every=2", SAME_THREADS]
+    fp32, straight, sliced = tmp_path / "fp32", tmp_path / "straight", tmp_path / "sliced"
+    assert main(["train", *args, "train.precision=fp32", f"train.out={fp32}"]) == 0
+    monkeypatch.setattr(precision, "cpu_bf16_flags", lambda: ("avx512_bf16",))
+    assert main(["train", *args, "train.precision=auto", f"train.out={straight}"]) == 0
+    assert main(["train", *args, "train.precision=auto", f"train.out={sliced}", "--until-step", "3"]) == 0
+    assert ckpt_of(sliced)["precision"] == "bf16"
+    monkeypatch.setattr(precision, "cpu_bf16_flags", lambda: ())  # "another machine": auto would be fp32 now
+    assert main(["train", "--resume", str(sliced)]) == 0
+    a, b, c = ckpt_of(straight), ckpt_of(sliced), ckpt_of(fp32)
+    assert all(torch.equal(a["model"][k], b["model"][k]) for k in a["model"])
+    assert not all(torch.equal(a["model"][k], c["model"][k]) for k in a["model"])
+    summary = json.loads((straight / "summary.json").read_text())
+    assert summary["precision"] == "bf16" and json.loads((fp32 / "summary.json").read_text())["precision"] == "fp32"
+    assert _records(sliced, "train") == _records(straight, "train")
+
+
+@pytest.mark.determinism
+def test_evaluating_more_often_or_on_a_training_subset_changes_no_training_number(tmp_path):
+    """eval_every 200 instead of 100 in the CPU cells, and the Fig. 5 training subset, are free of side effects."""
+    base = [*TINY, "train.pretrain_steps=2", "train.steps=6", "model.dropout=0.2", SAME_THREADS]
+    sparse, dense = tmp_path / "sparse", tmp_path / "dense"
+    assert main(["train", *base, "train.eval_every=4", f"train.out={sparse}"]) == 0
+    assert main(["train", *base, "train.eval_every=2", "train.train_eval_size=10", f"train.out={dense}"]) == 0
+    assert _records(sparse, "train") == _records(dense, "train")
+    assert json.loads((sparse / "summary.json").read_text())["param_sha256"] == \
+        json.loads((dense / "summary.json").read_text())["param_sha256"]
+    evals = _records(dense, "eval")
+    assert [e["step"] for e in evals] == [2, 4, 6, 8]
+    assert all(e["train_eval_count"] == 10 and 0 <= e["train_eval_acc"] <= 100 for e in evals)
+    assert all("train_eval_acc" not in e for e in _records(sparse, "eval"))
+    summary = json.loads((dense / "summary.json").read_text())
+    assert summary["train_eval_count"] == 10 and summary["train_eval_accuracy"] == evals[-1]["train_eval_acc"]
+
+
+def test_the_training_subset_is_fixed_whatever_the_seed_and_never_larger_than_the_split():
+    ds = list(range(100))
+    a, b = batches.fixed_subset(ds, 10), batches.fixed_subset(ds, 10)
+    assert a.indices == b.indices == sorted(a.indices) and len(set(a.indices)) == 10
+    assert batches.fixed_subset(ds, 0) is None and batches.fixed_subset(ds, 500) is ds
+
+
+def test_keep_last_cuts_every_sequence_to_its_last_steps(tmp_path, capsys):
+    ds = load_dataset("copy", "train", length=30, size=4)
+    cut = LastSteps(ds, 12)
+    x, y = cut[1]
+    full, y_full = ds[1]
+    assert torch.equal(torch.as_tensor(x), torch.as_tensor(full)[-12:]) and y == y_full
+    assert cut.info.seq_len == 12 and len(cut) == 4 and LastSteps(ds, 99)[0][0].shape[0] == 30
+    with pytest.raises(ValueError, match="keep at least one step"):
+        LastSteps(ds, 0)
+    # --check sees the cut length: an auxiliary subsequence longer than 12 steps no longer fits.
+    assert main(["train", "--check", *TINY, "train.steps=1", "data.keep_last=12"]) == 0
+    assert main(["train", "--check", *TINY, "train.steps=1", "data.keep_last=8"]) == 2
+    assert "model.subseq_len=10 is longer than the sequences" in capsys.readouterr().err
+    run = tmp_path / "run"
+    assert main(["train", *TINY, "data.keep_last=12", "train.steps=2", f"train.out={run}"]) == 0
+    assert json.loads((run / "summary.json").read_text())["status"] == "finished"
+    assert main(["train", "--check", *TINY, "train.steps=1", "data.keep_last=-1"]) == 2
+    assert "data.keep_last=-1 is invalid" in capsys.readouterr().err
+
+
+def test_the_cpu_experiments_share_runs_and_settings():
+    fig4 = {c.id: c for c in reproduce.get("fig4-mnist-cpu").cells}
+    assert fig4["rlstm_t300"].run == "fig5-mnist-cpu/rlstm_t300"
+    assert {c.overrides.get("model.truncate") for c in fig4.values()} == {None, 100, 50, 1, 0}
+    for name in ("fig4-mnist-cpu", "fig5-mnist-cpu", "table2-pmnist-cpu", "ceiling-mnist-cpu"):
+        for c in reproduce.get(name).cells:
+            assert {k: c.overrides[k] for k in reproduce.CPU_CELL} == reproduce.CPU_CELL, (name, c.id)
+    assert {c.overrides["data.name"] for c in reproduce.get("table2-pmnist-cpu").cells} == {"pmnist"}
+    ceiling = {c.id: c for c in reproduce.get("ceiling-mnist-cpu").cells}
+    assert ceiling["ceiling_300"].overrides["data.keep_last"] == 300
+    totals = {cid: c.overrides.get("train.pretrain_steps", 0) + c.overrides.get("train.steps", 0)
+              for cid, c in ceiling.items()}
+    assert totals == {"ceiling_300": 0, "ceiling_300_x2": 3100, "lstm_t300_x2": 3100, "rlstm_t300_x2": 3100}
