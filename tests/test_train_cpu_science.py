@@ -118,8 +118,12 @@ def test_the_cpu_experiments_share_runs_and_settings():
     fig4 = {c.id: c for c in reproduce.get("fig4-mnist-cpu").cells}
     assert fig4["rlstm_t300"].run == "fig5-mnist-cpu/rlstm_t300"
     assert {c.overrides.get("model.truncate") for c in fig4.values()} == {None, 100, 50, 1, 0}
+    assert {c.run for c in fig4.values() if c.column == "reference line"} == {"table2-mnist-cpu/lstm_full",
+                                                                              "table2-mnist-cpu/lstm_t300"}
     for name in ("fig4-mnist-cpu", "fig5-mnist-cpu", "table2-pmnist-cpu", "ceiling-mnist-cpu"):
         for c in reproduce.get(name).cells:
+            if (c.run or "").startswith("table2-mnist-cpu/"):  # Fig. 4's reference lines: the published runs
+                continue
             assert {k: c.overrides[k] for k in reproduce.CPU_CELL} == reproduce.CPU_CELL, (name, c.id)
     assert {c.overrides["data.name"] for c in reproduce.get("table2-pmnist-cpu").cells} == {"pmnist"}
     ceiling = {c.id: c for c in reproduce.get("ceiling-mnist-cpu").cells}
@@ -127,3 +131,30 @@ def test_the_cpu_experiments_share_runs_and_settings():
     totals = {cid: c.overrides.get("train.pretrain_steps", 0) + c.overrides.get("train.steps", 0)
               for cid, c in ceiling.items()}
     assert totals == {"ceiling_300": 0, "ceiling_300_x2": 3100, "lstm_t300_x2": 3100, "rlstm_t300_x2": 3100}
+
+
+def _fake_run(folder, test_acc, evals):
+    folder.mkdir(parents=True)
+    (folder / "summary.json").write_text(json.dumps({"status": "finished", "test_accuracy": test_acc, "steps": 1550,
+                                                     "epochs": 3.6, "seed": 0, "device": "cpu"}))
+    (folder / "config.yaml").write_text("data:\n  batch_size: 128\n")
+    (folder / "metrics.jsonl").write_text("".join(json.dumps({"kind": "eval", **e}) + "\n" for e in evals))
+
+
+def test_figure_4_and_5_are_drawn_from_run_folders(tmp_path, capsys):
+    from auxrnn.reproduce.report import _bptt, plot_curves
+
+    assert [_bptt(c) for c in ("BPTT 300", "BPTT 1", "no supervised BPTT", "reference line")] == [300, 1, 0, None]
+    for name in ("fig4-mnist-cpu", "fig5-mnist-cpu"):
+        assert plot_curves(name, tmp_path) is None  # nothing run yet: no figure
+    exp = reproduce.get("fig4-mnist-cpu")
+    for i, cell in enumerate(exp.cells):
+        evals = [{"step": s, "test_acc": 20.0 + i + s / 100, "train_eval_acc": 25.0 + s / 100} for s in (200, 400)]
+        _fake_run(reproduce.cell_dir(exp, cell, tmp_path), 30.0 + i, evals)
+    for name in ("fig4-mnist-cpu", "fig5-mnist-cpu"):
+        png = plot_curves(name, tmp_path, tmp_path / f"{name}.png")
+        assert png.stat().st_size > 10_000
+    results = tmp_path / "results.md"
+    assert main(["reproduce", "fig4-mnist-cpu", "--collect", "--out", str(tmp_path), "--results", str(results)]) == 0
+    table = results.read_text()
+    assert "| rlstm_t0 | r-LSTM | no supervised BPTT | 34.00 |" in table and "| lstm_t300 | LSTM Truncate300 |" in table

@@ -30,6 +30,8 @@ class Experiment:
     title: str
     note: str
     cells: list[Cell]
+    plot: str = "curves"         # report.plot_curves: "curves" (accuracy against examples), "bptt" (Fig. 4's
+                                 # accuracy against supervised BPTT), "train-test" (Fig. 5's train and test)
 
 
 def _table2(ds: str, title: str, paper: dict[str, str]) -> Experiment:
@@ -88,7 +90,7 @@ def _table2_cpu() -> Experiment:
 # computes it natively (decision T27), evaluation every 200 steps, and a fixed 5,000-image training subset
 # scored beside test and validation (Fig. 5's train accuracy).
 CPU_CELL = {"train.precision": "auto", "train.eval_every": 200, "train.train_eval_size": 5000}
-_MNIST_CPU_LINES = {"lstm_full": "table2-mnist-cpu/lstm_full", "lstm_t300": "table2-mnist-cpu/lstm_t300"}
+REFERENCE_LINE = "reference line"  # a cell drawn as a horizontal line by the "bptt" plot
 
 
 def _cpu_cell(key: str, label: str, preset: str, paper: str = "–", column: str = "", run: str | None = None,
@@ -103,7 +105,7 @@ def _figure5_cpu() -> Experiment:
         "fig5-mnist-cpu", "Figure 5 at CPU scale, sequential MNIST: train (fixed subset) and test accuracy (%)",
         "The table2-mnist-cpu settings (1550 steps), scoring a fixed subset of 5,000 training images at every "
         "evaluation. The paper's Fig. 5 is on CIFAR-10 at full scale.",
-        [_cpu_cell(key, label, f"mnist_cpu_{key}") for key, label in rows])
+        [_cpu_cell(key, label, f"mnist_cpu_{key}") for key, label in rows], plot="train-test")
 
 
 _F4_MNIST = {300: "65.9", 100: "≈60.6", 50: "≈57.6", 1: "≈46.1", 0: "≈37.5"}
@@ -122,12 +124,16 @@ def _figure4_cpu() -> Experiment:
                                    **{"model.truncate": k}))
     cells.append(_cpu_cell("plstm_t0", "p-LSTM", "mnist_cpu_plstm_t300", "≈34.7 (CIFAR-10)", "no supervised BPTT",
                            **{"model.truncate": 0}))
+    cells += [Cell(key, label, f"mnist_cpu_{key}", f"{paper} (CIFAR-10)", column=REFERENCE_LINE,
+                   run=f"table2-mnist-cpu/{key}")
+              for key, label, paper in (("lstm_full", "LSTM Full BP", "58.8"), ("lstm_t300", "LSTM Truncate300", "49.0"))]
     return Experiment(
         "fig4-mnist-cpu", "Figure 4 at CPU scale, sequential MNIST: shrinking the supervised BPTT, test accuracy (%)",
         "The table2-mnist-cpu r-LSTM (1550 steps) with supervised BPTT 300, 100, 50, 1 and none (the classifier "
         "learns from a detached state; only the auxiliary loss trains the LSTM). The paper's Fig. 4 is on "
         "sequential CIFAR-10, which cannot be fetched here: its numbers stand beside ours for the shape of the "
-        "curve only. Reference lines: table2-mnist-cpu's LSTM Full BP and LSTM Truncate300, and chance.", cells)
+        "curve only. Reference lines: table2-mnist-cpu's LSTM Full BP and LSTM Truncate300, and chance.", cells,
+        plot="bptt")
 
 
 def _table2_pmnist_cpu() -> Experiment:

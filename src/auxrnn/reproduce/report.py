@@ -56,39 +56,29 @@ def _pct(value) -> str:
     return f"{value:.2f}" if isinstance(value, (int, float)) else "–"
 
 
-def plot_curves(name: str, root: Path = DEFAULT_ROOT, out: Path | None = None) -> Path | None:
-    """One PNG of every cell's test accuracy (solid) and validation accuracy (dotted) against training examples.
+CHANCE = 10.0  # ten balanced classes: every MNIST / CIFAR-10 table
 
-    Examples are global steps x batch size, pretraining steps included. Written to `out`, by default
-    <root>/<experiment>.png; None when no cell has an evaluation yet.
+
+def plot_curves(name: str, root: Path = DEFAULT_ROOT, out: Path | None = None) -> Path | None:
+    """The experiment's figure as a PNG, drawn as its `plot` says; None when no cell has an evaluation yet.
+
+    "curves": every cell's test accuracy (solid) and validation accuracy (dotted) against training examples
+    (global steps x batch size, pretraining included). "train-test" (Fig. 5): test (solid) and the fixed
+    training subset (dashed) against steps. "bptt" (Fig. 4): final test accuracy against the supervised BPTT
+    length, one line per model, with the reference-line cells and chance as horizontal lines.
+    Written to `out`, by default <root>/<experiment>.png.
     """
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from auxrnn.train.metrics import read_metrics
-
     exp = get(name)
     fig, ax = plt.subplots(figsize=(8, 6))
-    drawn = 0
-    for r in collect(name, root):
-        evals = [m for m in read_metrics(r["folder"]) if m.get("kind") == "eval"]
-        batch = _batch_size(r["folder"])
-        if not evals or batch is None:
-            continue
-        x = [m["step"] * batch for m in evals]
-        line, = ax.plot(x, [m["test_acc"] for m in evals], marker="o", markersize=3, label=r["cell"].row)
-        val = [(xi, m["val_acc"]) for xi, m in zip(x, evals) if "val_acc" in m]
-        if val:
-            ax.plot(*zip(*val), linestyle=":", color=line.get_color())
-        drawn += 1
-    if not drawn:
+    draw = {"curves": _draw_curves, "train-test": _draw_train_test, "bptt": _draw_bptt}[exp.plot]
+    if not draw(ax, collect(name, root)):
         plt.close(fig)
         return None
-    ax.set_xlabel("training examples (steps x batch, pretraining included)")
-    ax.set_ylabel("accuracy (%): test solid, validation dotted")
-    ax.set_ylim(0, 100)
     ax.grid(alpha=0.3)
     ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.12), ncol=2, fontsize=8)  # below: never over a curve
     ax.set_title(exp.title, fontsize=10)
@@ -98,6 +88,80 @@ def plot_curves(name: str, root: Path = DEFAULT_ROOT, out: Path | None = None) -
     fig.savefig(out, dpi=110)
     plt.close(fig)
     return out
+
+
+def _evals(folder: Path) -> list[dict]:
+    from auxrnn.train.metrics import read_metrics
+
+    return [m for m in read_metrics(folder) if m.get("kind") == "eval"]
+
+
+def _draw_curves(ax, rows: list[dict]) -> int:
+    drawn = 0
+    for r in rows:
+        evals, batch = _evals(r["folder"]), _batch_size(r["folder"])
+        if not evals or batch is None:
+            continue
+        x = [m["step"] * batch for m in evals]
+        line, = ax.plot(x, [m["test_acc"] for m in evals], marker="o", markersize=3, label=r["cell"].row)
+        val = [(xi, m["val_acc"]) for xi, m in zip(x, evals) if "val_acc" in m]
+        if val:
+            ax.plot(*zip(*val), linestyle=":", color=line.get_color())
+        drawn += 1
+    ax.set_xlabel("training examples (steps x batch, pretraining included)")
+    ax.set_ylabel("accuracy (%): test solid, validation dotted")
+    ax.set_ylim(0, 100)
+    return drawn
+
+
+def _draw_train_test(ax, rows: list[dict]) -> int:
+    drawn = 0
+    for r in rows:
+        evals = [m for m in _evals(r["folder"]) if "train_eval_acc" in m]
+        if not evals:
+            continue
+        steps = [m["step"] for m in evals]
+        line, = ax.plot(steps, [m["test_acc"] for m in evals], marker="o", markersize=3,
+                        label=f"{r['cell'].row}: test")
+        ax.plot(steps, [m["train_eval_acc"] for m in evals], linestyle="--", color=line.get_color(),
+                label=f"{r['cell'].row}: train")
+        drawn += 1
+    ax.set_xlabel("training steps (pretraining included)")
+    ax.set_ylabel("accuracy (%): test solid, fixed training subset dashed")
+    ax.set_ylim(0, 100)
+    return drawn
+
+
+def _bptt(column: str) -> int | None:
+    """"BPTT 50" -> 50, "no supervised BPTT" -> 0."""
+    if column.startswith("no supervised"):
+        return 0
+    m = re.fullmatch(r"BPTT (\d+)", column)
+    return int(m.group(1)) if m else None
+
+
+def _draw_bptt(ax, rows: list[dict]) -> int:
+    from auxrnn.reproduce.experiments import REFERENCE_LINE
+
+    finished = [r for r in rows if r["summary"].get("status") == "finished"]
+    lengths = sorted({k for r in rows if (k := _bptt(r["cell"].column)) is not None})
+    pos = {k: i for i, k in enumerate(lengths)}  # even spacing, as in the paper's figure
+    drawn = 0
+    for model in dict.fromkeys(r["cell"].row for r in rows if r["cell"].column != REFERENCE_LINE):
+        pts = sorted((pos[_bptt(r["cell"].column)], r["summary"]["test_accuracy"]) for r in finished
+                     if r["cell"].row == model and _bptt(r["cell"].column) is not None)
+        if pts:
+            ax.plot(*zip(*pts), marker="o", label=model)
+            drawn += 1
+    for i, r in enumerate(r for r in finished if r["cell"].column == REFERENCE_LINE):
+        ax.axhline(r["summary"]["test_accuracy"], linestyle=["--", "-."][i % 2], color=f"C{5 + i}",
+                   label=f"{r['cell'].row} ({r['summary']['test_accuracy']:.1f})")
+    ax.axhline(CHANCE, linestyle=":", color="gray", label=f"chance ({CHANCE:.0f})")
+    ax.set_xticks(range(len(lengths)), ["none" if k == 0 else str(k) for k in lengths])
+    ax.set_xlabel("supervised BPTT length")
+    ax.set_ylabel("test accuracy (%)")
+    ax.set_ylim(0, 100)
+    return drawn
 
 
 def _batch_size(folder: Path) -> int | None:
