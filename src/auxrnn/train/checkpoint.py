@@ -165,3 +165,12 @@ def find(run_or_file: Path) -> Path:
     if not p.exists():
         raise FileNotFoundError(f"no checkpoint at {p}: give a run folder holding checkpoints/{LAST} or a .pt file")
     return p
+
+
+def param_sha256(model: torch.nn.Module) -> str:
+    """sha256 of every parameter and buffer's bytes, in state_dict order (a DDP consistency check)."""
+    h = hashlib.sha256()
+    for name, t in model.state_dict().items():
+        h.update(name.encode())
+        h.update(t.detach().cpu().contiguous().view(-1).view(torch.uint8).numpy().tobytes())
+    return h.hexdigest()

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import datetime as _dt
 import gc
-import hashlib
 import logging
 import math
 import random
@@ -72,15 +71,6 @@ def plan_phases(cfg: RunConfig, n_train: int) -> Plan:
     pre = t.pretrain_steps or t.pretrain_epochs * spe
     main = t.steps or t.epochs * spe
     return Plan(spe, pre, pre + main)
-
-
-def param_sha256(model: torch.nn.Module) -> str:
-    """sha256 of every parameter and buffer's bytes, in state_dict order (a DDP consistency check)."""
-    h = hashlib.sha256()
-    for name, t in model.state_dict().items():
-        h.update(name.encode())
-        h.update(t.detach().cpu().contiguous().view(-1).view(torch.uint8).numpy().tobytes())
-    return h.hexdigest()
 
 
 def _seed_everything(seed: int, gen: torch.Generator) -> None:
@@ -288,14 +278,11 @@ class Run:
         step = self.step
         rec = {"kind": "eval", "step": step, "epoch": self.plan.epoch(step),
                "phase": phase_of(max(step - 1, 0), self.plan.pretrain_steps)}
-        c, n = evaluate(self.raw, self.splits.test, self.cfg, self.d, self.precision)
-        rec.update(test_acc=100.0 * c / n, test_correct=c, test_count=n)
-        if self.splits.val is not None:  # decision T16: only when data.val_size carves one
-            c, n = evaluate(self.raw, self.splits.val, self.cfg, self.d, self.precision)
-            rec.update(val_acc=100.0 * c / n, val_correct=c, val_count=n)
-        if self.train_probe is not None:  # train against test at equal steps, on fixed training examples
-            c, n = evaluate(self.raw, self.train_probe, self.cfg, self.d, self.precision)
-            rec.update(train_eval_acc=100.0 * c / n, train_eval_count=n)
+        # validation only where data.val_size carves one (decision T16); a fixed training subset for Fig. 5
+        for key, ds in (("test", self.splits.test), ("val", self.splits.val), ("train_eval", self.train_probe)):
+            if ds is not None:
+                c, n = evaluate(self.raw, ds, self.cfg, self.d, self.precision)
+                rec.update({f"{key}_acc": 100.0 * c / n, f"{key}_correct": c, f"{key}_count": n})
         rec["eval_seconds"] = time.monotonic() - te
         if self.d.is_master:
             self.metrics.write(rec)
@@ -435,11 +422,10 @@ class Run:
         if status == "finished":  # decision T18: the reported number is the test accuracy at the end
             rec = self.evaluate()
             summary.update(test_accuracy=rec["test_acc"], test_correct=rec["test_correct"], test_count=rec["test_count"])
-            if "val_acc" in rec:
-                summary.update(val_accuracy=rec["val_acc"], val_count=rec["val_count"])
-            if "train_eval_acc" in rec:
-                summary.update(train_eval_accuracy=rec["train_eval_acc"], train_eval_count=rec["train_eval_count"])
-            summary["param_sha256"] = distributed.gather_objects(param_sha256(self.raw), d)
+            for key in ("val", "train_eval"):
+                if f"{key}_acc" in rec:
+                    summary.update({f"{key}_accuracy": rec[f"{key}_acc"], f"{key}_count": rec[f"{key}_count"]})
+            summary["param_sha256"] = distributed.gather_objects(checkpoint.param_sha256(self.raw), d)
             summary["wall_seconds"] = self.wall_before + time.monotonic() - self.t0
         summary["finished_at"] = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
         if d.is_master:
