@@ -14,6 +14,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "and train.device / train.amp")
     p.add_argument("--data", default=None, metavar="NAME",
                    help="evaluate on another dataset with the same input and class shapes (e.g. idx)")
+    p.add_argument("--checkpoint", default=None, choices=("last", "best"),
+                   help="with a run folder: checkpoints/last.pt (default) or checkpoints/best.pt (train.keep_best)")
     p.add_argument("--split", default="test", choices=("test", "train"), help="which split to score (default test)")
     p.add_argument("--out", type=Path, default=None, help="where to write eval.json (default: beside the run)")
     p.add_argument("--threads", type=int, default=0,
@@ -25,12 +27,13 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args) -> int:
     from auxrnn.data import load_dataset
     from auxrnn.train import checkpoint, distributed
+    from auxrnn.train.batches import fit_like_run
     from auxrnn.train.config import from_dict, parse_overrides, set_key
     from auxrnn.train.cpu import use_threads
     from auxrnn.train.evaluation import device_name, evaluate, restored_model
 
     use_threads(args.threads)
-    path = checkpoint.find(args.target)
+    path = checkpoint.find(args.target, args.checkpoint)
     ckpt = checkpoint.load(path)
     cfg = from_dict(ckpt["config"])
     if args.data:
@@ -40,6 +43,8 @@ def run(args) -> int:
             raise ValueError(f"{key} cannot be overridden by eval: only data.*, train.device and train.amp")
         set_key(cfg, key, value)
     ds = load_dataset(cfg.data.name, args.split, root=cfg.data.root, **cfg.data.options)
+    if not args.data:
+        fit_like_run(cfg.data, ds)  # what the run fitted on its training items, refitted the same way
     d = distributed.Dist(device=distributed.pick_device(cfg.train.device))
     model = restored_model(ckpt, cfg, ds, path, other_data=bool(args.data)).to(d.device)
     correct, count = evaluate(model, ds, cfg, d)

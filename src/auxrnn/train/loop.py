@@ -12,7 +12,7 @@
                        the device until the next log line)
     run.log()          every train.log_every steps: sync once, check finite, write a metrics line, agree
                        with the other ranks on stopping (signal, time budget)
-    run.evaluate()     test (and validation) accuracy
+    run.evaluate()     test (and validation) accuracy; with train.keep_best, best.pt when validation improves
     run.checkpoint()   everything a resume needs, the running metrics window included
     run.finish()       the final evaluation and summary.json
 
@@ -156,6 +156,8 @@ class Run:
                              f"({d.world_size})")
         self.plan = plan_phases(cfg, len(self.splits.train))
         self.ckpt_path = run_dir / checkpoint.FOLDER / checkpoint.LAST
+        self.best_path = run_dir / checkpoint.FOLDER / checkpoint.BEST
+        self.best: dict | None = None  # {"step", "val_accuracy"} of best.pt (train.keep_best)
         self.step, self.wall_before, self.t0 = 0, 0.0, time.monotonic()
         self.window = MetricsWindow(d.device)
         self.metrics: MetricsLog | None = None
@@ -195,6 +197,9 @@ class Run:
             _seed_everything(cfg.train.seed + d.rank + 7919 * step, self.gen)
         if "window" in ckpt:
             self.window.load_state(ckpt["window"])
+        if cfg.train.keep_best and self.best_path.exists():  # the file decides: it may be newer than last.pt
+            kept = checkpoint.load(self.best_path)
+            self.best = {"step": int(kept["step"]), "val_accuracy": float(kept["val_accuracy"])}
 
     def _check_schedule(self, ckpt: dict, step: int, path: Path) -> None:
         """A resumed run may change its length (train.steps / epochs) only where that keeps its learning rate."""
@@ -291,6 +296,8 @@ class Run:
             c, n = evaluate(self.raw, self.splits.val, self.cfg, self.d)
             rec.update(val_acc=100.0 * c / n, val_correct=c, val_count=n)
         rec["eval_seconds"] = time.monotonic() - te
+        if self.cfg.train.keep_best and (self.best is None or rec["val_acc"] > self.best["val_accuracy"]):
+            self.keep_best(rec["val_acc"])
         if self.d.is_master:
             self.metrics.write(rec)
             log.info("step %d (epoch %.2f): test accuracy %.2f%%%s", step, rec["epoch"], rec["test_acc"],
@@ -307,6 +314,15 @@ class Run:
                 "phase": phase_of(self.step, self.plan.pretrain_steps), "window": self.window.state(),
                 "plan": {"pretrain_steps": self.plan.pretrain_steps, "total_steps": self.plan.total_steps},
             })
+
+    def keep_best(self, val_accuracy: float) -> None:
+        """Write best.pt: the model now, chosen on validation accuracy only (strictly higher; decision T27)."""
+        self.best = {"step": self.step, "val_accuracy": val_accuracy}
+        if self.d.is_master:
+            checkpoint.save(self.best_path, {
+                "config": self.cfg.to_dict(), "model": self.raw.state_dict(), "step": self.step,
+                "data": self.splits.extra_state, "val_accuracy": val_accuracy,
+            }, keep_previous=False)
 
     def _stop_flags(self, stop: StopSignals) -> tuple[int, bool]:
         """(signal number, over budget), agreed by every rank; a collective, so only at sync points under DDP."""
@@ -423,12 +439,16 @@ class Run:
         }
         if status == "signal":
             summary["signal"] = signal.Signals(signum).name
+        summary["checkpoint"] = str(self.ckpt_path.relative_to(self.run_dir))
         if status == "finished":  # decision T18: the reported number is the test accuracy at the end
             rec = self.evaluate()
             summary.update(test_accuracy=rec["test_acc"], test_correct=rec["test_correct"], test_count=rec["test_count"])
             if "val_acc" in rec:
                 summary.update(val_accuracy=rec["val_acc"], val_count=rec["val_count"])
             summary["param_sha256"] = distributed.gather_objects(param_sha256(self.raw), d)
+        if self.best is not None:
+            summary.update(best_checkpoint=str(self.best_path.relative_to(self.run_dir)),
+                           best_step=self.best["step"], best_val_accuracy=self.best["val_accuracy"])
             summary["wall_seconds"] = self.wall_before + time.monotonic() - self.t0
         summary["finished_at"] = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
         if d.is_master:
