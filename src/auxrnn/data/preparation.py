@@ -138,10 +138,11 @@ class InputPreparation:
     # ---- steps
     def _images(self, x: np.ndarray) -> np.ndarray:
         C = len(self.channels)
+        x = self._pixels(x)
         if x.ndim == 4 or (x.ndim == 3 and C == 1):  # images (N, H, W[, 3]) -> (N, H*W[, 3]), row-major
             x = sequences.image_to_sequence(x)
         if self.gray and x.ndim == 3 and x.shape[2] == 3:
-            x = sequences.rgb_to_gray(self._pixels(x))
+            x = sequences.rgb_to_gray(x)
         return x
 
     def _sequences(self, x: np.ndarray) -> np.ndarray:
