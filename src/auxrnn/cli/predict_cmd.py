@@ -15,7 +15,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--checkpoint", default=None, choices=("last", "best"),
                    help="with a run folder: checkpoints/last.pt (default) or checkpoints/best.pt (train.keep_best)")
     p.add_argument("--device", default="cpu", help="cpu (default), cuda, cuda:N or auto")
-    p.add_argument("--batch-size", type=int, default=None, help="items per batch (default the run's data.eval_batch_size)")
+    p.add_argument("--batch-size", type=int, default=None,
+                   help="items per batch (default the run's data.eval_batch_size)")
     p.add_argument("--threads", type=int, default=0,
                    help="CPU threads; 0 (default) = this process's share of the usable cores (OMP_NUM_THREADS wins)")
     p.add_argument("--debug", action="store_true", help="show tracebacks")

@@ -41,7 +41,8 @@ def read_inputs(path: str | os.PathLike, *, documents: bool = False) -> tuple[ob
         raise FileNotFoundError(f"{p}: no such file (inputs to predict on: {INPUTS})")
     suffix = p.suffix.lower()
     if documents and suffix != ".csv":
-        raise ValueError(f"{p}: a byte-document model predicts on a .csv file of title,content rows, not {suffix or 'this'}")
+        raise ValueError(f"{p}: a byte-document model predicts on a .csv file of title,content rows, "
+                         f"not {suffix or 'this'}")
     if suffix == ".npy":
         return open_npy(p, "x"), None
     if suffix == ".npz":

@@ -169,7 +169,7 @@ class NumpyArrays(SequenceDataset):
         return f" (the {part.label} part drawn with split_seed={self.split_seed})" if self.layout == "single" else ""
 
     def _fit(self, train: Part) -> None:
-        """Fit the value mapping on the items of `train` alone (decisions D9, D10): tokens, quantiser or standardiser."""
+        """Fit the value mapping (tokens, quantiser or standardiser) on the items of `train` alone (D9, D10)."""
         C = self.n_channels
         self.quantiser: Quantiser | None = None
         self.standardiser: Standardiser | None = None
