@@ -140,6 +140,35 @@ def load(path: Path) -> dict:
     return ckpt
 
 
+class Best:
+    """RUN/checkpoints/best.pt (train.keep_best): the model of the evaluation with the highest validation
+    accuracy so far; a tie keeps the earlier one, and the test split never takes part (decision T27)."""
+
+    def __init__(self, run_dir: Path):
+        self.run_dir = Path(run_dir)
+        self.path = self.run_dir / FOLDER / BEST
+        self.step: int | None = None
+        self.val_accuracy: float | None = None
+
+    def restore(self) -> None:
+        """On resume: the kept file decides (it may be newer than the checkpoint the run resumes from)."""
+        if self.path.exists():
+            kept = load(self.path)
+            self.step, self.val_accuracy = int(kept["step"]), float(kept["val_accuracy"])
+
+    def offer(self, val_accuracy: float, step: int, write: bool, payload) -> None:
+        """Keep the model of this evaluation if it is strictly better; `payload()` gives config, model, data."""
+        if self.val_accuracy is not None and val_accuracy <= self.val_accuracy:
+            return
+        self.step, self.val_accuracy = step, val_accuracy
+        if write:
+            save(self.path, {**payload(), "step": step, "val_accuracy": val_accuracy}, keep_previous=False)
+
+    def summary(self) -> dict:
+        return {"best_checkpoint": str(self.path.relative_to(self.run_dir)), "best_step": self.step,
+                "best_val_accuracy": self.val_accuracy}
+
+
 def resume_point(run_dir: Path) -> tuple[dict | None, Path | None]:
     """The checkpoint a resumed run continues from: last.pt, else prev.pt (with a warning), else none.
 

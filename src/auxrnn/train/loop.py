@@ -30,7 +30,6 @@ import random
 import signal
 import sys
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -44,7 +43,7 @@ from auxrnn.train.cpu import flush_denormals, use_threads
 from auxrnn.train.evaluation import amp, device_name, evaluate
 from auxrnn.train.metrics import MetricsLog, MetricsWindow, read_summary, write_summary
 from auxrnn.train.signals import StopSignals
-from auxrnn.train.optim import build_optimizer, lr_at, phase_of
+from auxrnn.train.optim import build_optimizer, lr_at, phase_of, plan_phases
 
 log = logging.getLogger("auxrnn.train")
 
@@ -53,25 +52,6 @@ CONFIG_FILE = "config.yaml"
 
 class NonFiniteLoss(RuntimeError):
     """The loss or the gradient norm became nan/inf; the last good checkpoint is kept."""
-
-
-@dataclass
-class Plan:
-    steps_per_epoch: int
-    pretrain_steps: int
-    total_steps: int
-
-    def epoch(self, step: int) -> float:
-        return step / self.steps_per_epoch
-
-
-def plan_phases(cfg: RunConfig, n_train: int) -> Plan:
-    """Phase lengths in steps, from epochs or steps (one epoch = n_train // batch_size steps)."""
-    spe = batches.steps_per_epoch(n_train, cfg.data.batch_size)
-    t = cfg.train
-    pre = t.pretrain_steps or t.pretrain_epochs * spe
-    main = t.steps or t.epochs * spe
-    return Plan(spe, pre, pre + main)
 
 
 def param_sha256(model: torch.nn.Module) -> str:
@@ -156,8 +136,7 @@ class Run:
                              f"({d.world_size})")
         self.plan = plan_phases(cfg, len(self.splits.train))
         self.ckpt_path = run_dir / checkpoint.FOLDER / checkpoint.LAST
-        self.best_path = run_dir / checkpoint.FOLDER / checkpoint.BEST
-        self.best: dict | None = None  # {"step", "val_accuracy"} of best.pt (train.keep_best)
+        self.best = checkpoint.Best(run_dir) if cfg.train.keep_best else None
         self.step, self.wall_before, self.t0 = 0, 0.0, time.monotonic()
         self.window = MetricsWindow(d.device)
         self.metrics: MetricsLog | None = None
@@ -197,9 +176,8 @@ class Run:
             _seed_everything(cfg.train.seed + d.rank + 7919 * step, self.gen)
         if "window" in ckpt:
             self.window.load_state(ckpt["window"])
-        if cfg.train.keep_best and self.best_path.exists():  # the file decides: it may be newer than last.pt
-            kept = checkpoint.load(self.best_path)
-            self.best = {"step": int(kept["step"]), "val_accuracy": float(kept["val_accuracy"])}
+        if self.best is not None:
+            self.best.restore()
 
     def _check_schedule(self, ckpt: dict, step: int, path: Path) -> None:
         """A resumed run may change its length (train.steps / epochs) only where that keeps its learning rate."""
@@ -296,8 +274,9 @@ class Run:
             c, n = evaluate(self.raw, self.splits.val, self.cfg, self.d)
             rec.update(val_acc=100.0 * c / n, val_correct=c, val_count=n)
         rec["eval_seconds"] = time.monotonic() - te
-        if self.cfg.train.keep_best and (self.best is None or rec["val_acc"] > self.best["val_accuracy"]):
-            self.keep_best(rec["val_acc"])
+        if self.best is not None:
+            self.best.offer(rec["val_acc"], step, self.d.is_master, lambda: {
+                "config": self.cfg.to_dict(), "model": self.raw.state_dict(), "data": self.splits.extra_state})
         if self.d.is_master:
             self.metrics.write(rec)
             log.info("step %d (epoch %.2f): test accuracy %.2f%%%s", step, rec["epoch"], rec["test_acc"],
@@ -314,15 +293,6 @@ class Run:
                 "phase": phase_of(self.step, self.plan.pretrain_steps), "window": self.window.state(),
                 "plan": {"pretrain_steps": self.plan.pretrain_steps, "total_steps": self.plan.total_steps},
             })
-
-    def keep_best(self, val_accuracy: float) -> None:
-        """Write best.pt: the model now, chosen on validation accuracy only (strictly higher; decision T27)."""
-        self.best = {"step": self.step, "val_accuracy": val_accuracy}
-        if self.d.is_master:
-            checkpoint.save(self.best_path, {
-                "config": self.cfg.to_dict(), "model": self.raw.state_dict(), "step": self.step,
-                "data": self.splits.extra_state, "val_accuracy": val_accuracy,
-            }, keep_previous=False)
 
     def _stop_flags(self, stop: StopSignals) -> tuple[int, bool]:
         """(signal number, over budget), agreed by every rank; a collective, so only at sync points under DDP."""
@@ -436,20 +406,19 @@ class Run:
             "threads": self.threads[0], "threads_from": self.threads[1], "world_size": d.world_size,
             "wall_seconds": self.wall_before + time.monotonic() - self.t0,
             "parameters": self.raw.num_parameters(), "torch": torch.__version__, "test_accuracy": None,
+            "checkpoint": str(self.ckpt_path.relative_to(self.run_dir)),
         }
         if status == "signal":
             summary["signal"] = signal.Signals(signum).name
-        summary["checkpoint"] = str(self.ckpt_path.relative_to(self.run_dir))
         if status == "finished":  # decision T18: the reported number is the test accuracy at the end
             rec = self.evaluate()
             summary.update(test_accuracy=rec["test_acc"], test_correct=rec["test_correct"], test_count=rec["test_count"])
             if "val_acc" in rec:
                 summary.update(val_accuracy=rec["val_acc"], val_count=rec["val_count"])
             summary["param_sha256"] = distributed.gather_objects(param_sha256(self.raw), d)
-        if self.best is not None:
-            summary.update(best_checkpoint=str(self.best_path.relative_to(self.run_dir)),
-                           best_step=self.best["step"], best_val_accuracy=self.best["val_accuracy"])
             summary["wall_seconds"] = self.wall_before + time.monotonic() - self.t0
+        if self.best is not None and self.best.step is not None:
+            summary.update(self.best.summary())
         summary["finished_at"] = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
         if d.is_master:
             if status == "finished":
