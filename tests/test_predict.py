@@ -15,7 +15,11 @@ import pytest
 
 import auxrnn
 from auxrnn.cli import main
+from auxrnn.data import formats
 from conftest import TINY_MODEL, write_mnist_idx
+from fixtures_formats import REAL_MNIST, have_real_mnist
+
+needs_mnist = pytest.mark.skipif(not have_real_mnist(), reason="set AUXRNN_MNIST_DIR to a folder with the real MNIST files")
 
 
 def _arrays(folder, seed=0):
@@ -183,3 +187,26 @@ def test_import_auxrnn_stays_light_and_load_is_there():
     code = "import sys, auxrnn; assert 'torch' not in sys.modules; from auxrnn import load; print(load.__module__)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "auxrnn.train.trained"
+
+
+@needs_mnist
+@pytest.mark.slow
+def test_real_mnist_predicted_from_raw_uint8_images_and_the_idx_file(tmp_path, monkeypatch, capsys):
+    """pMNIST: raw (N, 28, 28) uint8 images and the t10k IDX file give eval's test accuracy, no dataset needed."""
+    monkeypatch.setenv("AUXRNN_MNIST_DIR", str(REAL_MNIST))
+    run = tmp_path / "run"
+    summary = _train(run, "data.name=pmnist", f"data.root={tmp_path / 'root'}", "data.batch_size=16",
+                     "train.pretrain_steps=0", "train.steps=3", "model.aux=none", "model.hidden=8")
+    images = formats.read_idx_images(_mnist_file("t10k-images-idx3-ubyte"))
+    labels = formats.read_idx_labels(_mnist_file("t10k-labels-idx1-ubyte"))
+    pred = auxrnn.load(run).predict(images)
+    assert images.shape == (10000, 28, 28) and images.dtype == np.uint8
+    assert int((pred.labels == labels).sum()) == summary["test_correct"]
+    out = tmp_path / "t10k.csv"
+    assert main(["predict", str(run), "--data", str(_mnist_file("t10k-images-idx3-ubyte")), "--out", str(out)]) == 0
+    assert np.array_equal(np.loadtxt(out, delimiter=",", skiprows=1, usecols=0).astype(int), pred.labels)
+
+
+def _mnist_file(name):
+    raw = REAL_MNIST / name
+    return raw if raw.is_file() else REAL_MNIST / f"{name}.gz"
