@@ -145,3 +145,14 @@ def test_training_real_values_with_a_token_model_is_a_clear_error(signals, tmp_p
                  f"train.out={tmp_path / 'run'}", "--no-progress"]) == 2
     assert "gives real-valued inputs (data.options.quantiser=none), but this model reads integer tokens" in \
         capsys.readouterr().err
+
+
+def test_integer_tokens_keep_the_vocabulary_of_every_training_item(tmp_path):
+    train = np.tile(np.arange(10), (20, 1)).astype(np.int64)
+    train[3, 0] = 40  # the largest token: may land in the validation items, which are fed as tokens too
+    _write(tmp_path / "d", train, train[:4].copy())
+    cfg = build_config("none", {"data.name": "arrays", "data.options.path": str(tmp_path / "d"), "data.val_size": 5,
+                                "data.val_seed": 1, "train.steps": 1})
+    assert 3 in batches.carve_validation(cfg.data, 20)[1]
+    splits = batches.load_splits(cfg.data)
+    assert splits.info.channels == (41,) and splits.extra_state["vocab"].tolist() == [41]

@@ -17,7 +17,7 @@ import auxrnn
 from auxrnn.cli import main
 from auxrnn.data import formats
 from conftest import TINY_MODEL, write_mnist_idx
-from fixtures_formats import REAL_MNIST, have_real_mnist
+from fixtures_formats import CSV_ROWS, REAL_MNIST, have_real_mnist, write_class_csv
 
 needs_mnist = pytest.mark.skipif(not have_real_mnist(), reason="set AUXRNN_MNIST_DIR to a folder with the real MNIST files")
 
@@ -121,6 +121,31 @@ def test_load_and_predict_permuted_idx_images_from_raw_uint8(tmp_path, capsys):
         model.predict(images["t10k"].reshape(10, -1)[:, :35])
     with pytest.raises(ValueError, match="integer pixels 0..255"):
         model.predict(images["t10k"].astype(np.float32))
+
+
+def test_byte_documents_and_integer_tokens_predicted_like_eval(tmp_path, capsys):
+    folder = tmp_path / "csv"
+    write_class_csv(folder / "train.csv", [(i % 3 + 1, f"title {i}", f"content number {i * 7}") for i in range(16)])
+    write_class_csv(folder / "test.csv", CSV_ROWS)
+    summary = _train(tmp_path / "text", "data.name=csv", f"data.options.folder={folder}", "data.options.max_len=40")
+    model = auxrnn.load(tmp_path / "text")
+    assert model.preparation.kind == "bytes" and model.preparation.max_len == 40
+    truth = np.array([c - 1 for c, _, _ in CSV_ROWS])
+    pred = model.predict([f"{t} {c}" for _, t, c in CSV_ROWS])
+    assert int((pred.labels == truth).sum()) == summary["test_correct"]
+    assert main(["predict", str(tmp_path / "text"), "--data", str(folder / "test.csv"), "--out",
+                 str(tmp_path / "t.npy")]) == 0
+    assert np.array_equal(np.load(tmp_path / "t.npy")["label"], pred.labels)
+
+    summary = _train(tmp_path / "copy", "data.name=copy", "data.options.length=30", "data.options.size=32")
+    from auxrnn.data import load_dataset
+
+    test = load_dataset("copy", "test", length=30, size=32)
+    x = np.stack([test[i][0].numpy() for i in range(len(test))])  # uint8 tokens (N, 30)
+    pred = auxrnn.load(tmp_path / "copy").predict(x)
+    assert int((pred.labels == np.array([test[i][1] for i in range(len(test))])).sum()) == summary["test_correct"]
+    with pytest.raises(ValueError, match="inputs hold 9 at item 0, step 0, channel 0, outside the tokens 0..8"):
+        auxrnn.load(tmp_path / "copy").predict(np.full((1, 30), 9))
 
 
 @pytest.mark.parametrize("make, message", [

@@ -27,7 +27,6 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args) -> int:
     from auxrnn.data import load_dataset
     from auxrnn.train import checkpoint, distributed
-    from auxrnn.train.batches import fit_like_run
     from auxrnn.train.config import from_dict, parse_overrides, set_key
     from auxrnn.train.cpu import use_threads
     from auxrnn.train.evaluation import device_name, evaluate, restored_model
@@ -43,8 +42,6 @@ def run(args) -> int:
             raise ValueError(f"{key} cannot be overridden by eval: only data.*, train.device and train.amp")
         set_key(cfg, key, value)
     ds = load_dataset(cfg.data.name, args.split, root=cfg.data.root, **cfg.data.options)
-    if not args.data:
-        fit_like_run(cfg.data, ds)  # what the run fitted on its training items, refitted the same way
     d = distributed.Dist(device=distributed.pick_device(cfg.train.device))
     model = restored_model(ckpt, cfg, ds, path, other_data=bool(args.data)).to(d.device)
     correct, count = evaluate(model, ds, cfg, d)

@@ -27,8 +27,11 @@ def restored_model(ckpt: dict, cfg: RunConfig, ds, path, *, other_data: bool = F
     """The checkpoint's model (its saved arch.* and model.*), built for `ds` and loaded with its weights.
 
     The data state the model was trained with (a permutation, a quantiser: decisions T10, D9) must be the one
-    `ds` built now; with `other_data` (another dataset) only what both have is compared.
+    `ds` built now, after refitting it on the run's training items (`batches.fit_like_run`, decision D10); with
+    `other_data` (another dataset) only what both have is compared, and nothing is refitted.
     """
+    if not other_data:
+        batches.fit_like_run(cfg.data, ds)
     now = ds.data_state()
     for key, saved in ckpt.get("data", {}).items():
         if key not in now and other_data:

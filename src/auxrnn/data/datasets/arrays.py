@@ -199,7 +199,10 @@ class NumpyArrays(SequenceDataset):
 
         A run calls it on both splits with the training items left after its validation carve-out, so that
         validation values never shape the tokens or the statistics the model is trained and scored with.
+        Integers used as tokens keep the vocabulary of the whole training split: validation items are tokens too.
         """
+        if self.kind == "tokens":  # integers used as tokens: the vocabulary of every training item (they are all fed)
+            return
         keep = np.asarray(keep, dtype=np.int64)
         t = self._train
         if keep.ndim != 1 or keep.size == 0 or keep.min() < 0 or keep.max() >= len(t):
