@@ -16,7 +16,7 @@ import pytest
 import auxrnn
 from auxrnn.cli import main
 from auxrnn.data import formats
-from conftest import TINY_MODEL, write_mnist_idx
+from conftest import SAME_THREADS, TINY_MODEL, write_mnist_idx
 from fixtures_formats import CSV_ROWS, REAL_MNIST, have_real_mnist, write_class_csv
 
 needs_mnist = pytest.mark.skipif(not have_real_mnist(), reason="set AUXRNN_MNIST_DIR to a folder with the real MNIST files")
@@ -35,7 +35,7 @@ def _arrays(folder, seed=0):
 def _train(run, *extra):
     args = ["train", "--preset", "none", "data.batch_size=8", *TINY_MODEL, "model.aux=reconstruct",
             "train.pretrain_steps=2", "train.steps=8", "train.tensorboard=false", f"train.out={run}",
-            "--no-progress", *extra]
+            "--no-progress", SAME_THREADS, *extra]
     assert main(args) == 0
     return json.loads((run / "summary.json").read_text())
 
@@ -192,6 +192,7 @@ def test_keep_best_needs_a_validation_split(tmp_path, capsys):
     assert "train.keep_best=true chooses the best model on the validation split" in capsys.readouterr().err
 
 
+@pytest.mark.determinism
 def test_best_checkpoint_survives_a_resume(tmp_path):
     data, run = tmp_path / "data", tmp_path / "run"
     _arrays(data)
@@ -199,7 +200,7 @@ def test_best_checkpoint_survives_a_resume(tmp_path):
               "train.eval_every=2", "train.keep_best=true", "train.seed=3"]
     args = ["train", "--preset", "none", "data.batch_size=8", *TINY_MODEL, "model.aux=reconstruct",
             "train.pretrain_steps=2", "train.steps=8", "train.tensorboard=false", f"train.out={run}",
-            "--no-progress", *common]
+            "--no-progress", SAME_THREADS, *common]
     assert main([*args, "--until-step", "5"]) == 0
     assert main(["train", "--resume", str(run), "--no-progress"]) == 0
     resumed = json.loads((run / "summary.json").read_text())
