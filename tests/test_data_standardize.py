@@ -156,3 +156,14 @@ def test_integer_tokens_keep_the_vocabulary_of_every_training_item(tmp_path):
     assert 3 in batches.carve_validation(cfg.data, 20)[1]
     splits = batches.load_splits(cfg.data)
     assert splits.info.channels == (41,) and splits.extra_state["vocab"].tolist() == [41]
+
+
+def test_a_quantiser_stays_a_quantiser_when_the_kept_items_would_fit_as_tokens(tmp_path):
+    train = np.tile(np.arange(10), (20, 1)).astype(np.int64)
+    train[3, 0] = 9000  # beyond max_vocab: the whole training split is quantised
+    _write(tmp_path / "d", train, train[:4].copy())
+    cfg = build_config("none", {"data.name": "arrays", "data.options.path": str(tmp_path / "d"), "data.val_size": 5,
+                                "data.val_seed": 1, "data.options.bins": 4, "train.steps": 1})
+    splits = batches.load_splits(cfg.data)  # item 3 is a validation item: the kept items all lie in 0..9
+    assert splits.train.dataset.kind == "quantile" and splits.info.channels == (4,)
+    assert "quantiser_edges" in splits.extra_state

@@ -19,7 +19,8 @@ from auxrnn.data import formats
 from conftest import SAME_THREADS, TINY_MODEL, write_mnist_idx
 from fixtures_formats import CSV_ROWS, REAL_MNIST, have_real_mnist, write_class_csv
 
-needs_mnist = pytest.mark.skipif(not have_real_mnist(), reason="set AUXRNN_MNIST_DIR to a folder with the real MNIST files")
+needs_mnist = pytest.mark.skipif(not have_real_mnist(),
+                                 reason="set AUXRNN_MNIST_DIR to a folder with the real MNIST files")
 
 
 def _arrays(folder, seed=0):
@@ -236,3 +237,20 @@ def test_real_mnist_predicted_from_raw_uint8_images_and_the_idx_file(tmp_path, m
 def _mnist_file(name):
     raw = REAL_MNIST / name
     return raw if raw.is_file() else REAL_MNIST / f"{name}.gz"
+
+
+def test_image_preparation_flattens_grays_and_permutes_as_the_datasets_do():
+    from auxrnn.data import sequences
+    from auxrnn.data.preparation import InputPreparation
+
+    rgb = np.random.default_rng(4).integers(0, 256, (2, 4, 5, 3), dtype=np.uint8)
+    x, lengths = InputPreparation.of("cifar10", {"grayscale": True}, {}, (256,))(rgb)
+    assert x.shape == (2, 20, 1) and lengths.tolist() == [20, 20]
+    assert np.array_equal(x[..., 0], sequences.rgb_to_gray(sequences.image_to_sequence(rgb)))
+    x, _ = InputPreparation.of("cifar10", {}, {}, (256, 256, 256))(rgb)
+    assert np.array_equal(x, sequences.image_to_sequence(rgb))  # (N, H, W, 3) -> (N, H*W, 3)
+    perm = sequences.make_permutation(20, 7)
+    x, _ = InputPreparation.of("pmnist", {}, {"permutation": perm}, (256,))(rgb[..., 0])
+    assert np.array_equal(x[..., 0], sequences.image_to_sequence(rgb[..., 0])[:, perm.numpy()])
+    with pytest.raises(ValueError, match="no input preparation is known for dataset 'nope'"):
+        InputPreparation.of("nope", {}, {}, (2,))

@@ -168,8 +168,12 @@ class NumpyArrays(SequenceDataset):
     def _which(self, part: Part) -> str:
         return f" (the {part.label} part drawn with split_seed={self.split_seed})" if self.layout == "single" else ""
 
-    def _fit(self, train: Part) -> None:
-        """Fit the value mapping (tokens, quantiser or standardiser) on the items of `train` alone (D9, D10)."""
+    def _fit(self, train: Part, tokens_allowed: bool = True) -> None:
+        """Fit the value mapping (tokens, quantiser or standardiser) on the items of `train` alone (D9, D10).
+
+        Whether integers are used as tokens is decided once, on the whole training split (`tokens_allowed`
+        False on a refit keeps a quantiser a quantiser, whatever values the kept items happen to hold).
+        """
         C = self.n_channels
         self.quantiser: Quantiser | None = None
         self.standardiser: Standardiser | None = None
@@ -182,7 +186,7 @@ class NumpyArrays(SequenceDataset):
         sampler = Sampler(train.total, C, MAX_FIT_VALUES)
         lo, hi = scan(train, sampler)
         self.train_range = (lo, hi)
-        if kind_of(self.x_dtype) == "integer" and lo.min() >= 0 and hi.max() < self.max_vocab:
+        if tokens_allowed and kind_of(self.x_dtype) == "integer" and lo.min() >= 0 and hi.max() < self.max_vocab:
             self.vocab = (hi.astype(np.int64) + 1).astype(np.int64)
         else:
             self.quantiser = Quantiser.fit(self.quantiser_kind, sampler.values(), self.bins)
@@ -208,7 +212,8 @@ class NumpyArrays(SequenceDataset):
         if keep.ndim != 1 or keep.size == 0 or keep.min() < 0 or keep.max() >= len(t):
             raise ValueError(f"fit_inputs needs indices into the {len(t)} training items, got {keep.size} of them")
         rows = keep if t.rows is None else t.rows[keep]
-        self._fit(Part(t.label, t.x, rows, t.y[keep], t.y_field, None if t.lengths is None else t.lengths[keep]))
+        kept = Part(t.label, t.x, rows, t.y[keep], t.y_field, None if t.lengths is None else t.lengths[keep])
+        self._fit(kept, tokens_allowed=False)
         if self.split == "test":
             self._check_test_values()
 
