@@ -12,6 +12,7 @@ import sys
 
 import numpy as np
 import pytest
+import torch
 
 import auxrnn
 from auxrnn.cli import main
@@ -122,6 +123,15 @@ def test_load_and_predict_permuted_idx_images_from_raw_uint8(tmp_path, capsys):
         model.predict(images["t10k"].reshape(10, -1)[:, :35])
     with pytest.raises(ValueError, match="integer pixels 0..255"):
         model.predict(images["t10k"].astype(np.float32))
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+@pytest.mark.cuda
+def test_load_on_cuda_predicts_the_cpu_probabilities(arrays_run):
+    data, run, _ = arrays_run
+    x = np.load(data / "x_test.npy")
+    cpu, gpu = auxrnn.load(run).predict(x), auxrnn.load(run, device="cuda").predict(x)
+    assert np.allclose(gpu.probs, cpu.probs, rtol=1e-4, atol=1e-5)
 
 
 def test_byte_documents_and_integer_tokens_predicted_like_eval(tmp_path, capsys):
