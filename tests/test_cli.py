@@ -4,7 +4,7 @@ import pytest
 from auxrnn.cli import build_parser, main
 
 
-@pytest.mark.parametrize("name", ["train", "eval", "data", "bench", "reproduce"])
+@pytest.mark.parametrize("name", ["train", "eval", "predict", "data", "bench", "reproduce"])
 def test_every_subcommand_is_registered_with_its_own_help(name, capsys):
     with pytest.raises(SystemExit) as exc:
         main([name, "--help"])

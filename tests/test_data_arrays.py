@@ -220,7 +220,7 @@ def _bad_cases():
          r"has its own train/test split \(x_train, x_test\); option test_size only applies to a single x and y"),
         ("bins", lambda a: None, "npy", {"bins": 1}, r"bins must be an integer in 2\.\.65536, got 1"),
         ("quantiser", lambda a: None, "npy", {"quantiser": "kmeans"},
-         r"unknown quantiser 'kmeans'; valid choices: quantile, uniform"),
+         r"unknown quantiser 'kmeans'; valid choices: quantile, uniform, none"),
         ("unknown_npz_key", setf(x_valid=np.zeros((2, T), np.float32)), "npz", {},
          r"data\.npz: unexpected array\(s\) x_valid; an \.npz holds x_train, y_train, x_test, y_test"),
         ("int_test_token", setf(x_train=np.zeros((N_TRAIN, T), np.uint8) + 3,

@@ -1,4 +1,4 @@
-"""Command-line entry point: `auxrnn {train,eval,data,bench,reproduce}`.
+"""Command-line entry point: `auxrnn {train,eval,predict,data,bench,reproduce}`.
 
 Each subcommand lives in its own module with a `register(subparsers)` function that adds its parser
 and sets `func`; this file only dispatches. The CLI is the only place that prints.
@@ -10,7 +10,7 @@ import importlib
 import logging
 import sys
 
-_COMMANDS = ("train", "eval", "data", "bench", "reproduce")
+_COMMANDS = ("train", "eval", "predict", "data", "bench", "reproduce")
 
 
 class StderrHandler(logging.StreamHandler):

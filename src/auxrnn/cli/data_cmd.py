@@ -30,7 +30,8 @@ _OPTION_FLAGS = {
     "test_size": ("--test-size", _number, "arrays: test part of a single x/y, a fraction (0.2) or a count (100)"),
     "split_seed": ("--split-seed", int, "arrays: seed of that split (default 0; never the training seed)"),
     "bins": ("--bins", int, "arrays: tokens per channel of real inputs (default 256)"),
-    "quantiser": ("--quantiser", str, "arrays: quantile (equal-frequency, default) or uniform"),
+    "quantiser": ("--quantiser", str,
+                  "arrays: quantile (equal-frequency, default), uniform, or none (real values, standardised)"),
     "max_vocab": ("--max-vocab", int, "arrays: integers in 0..N-1 are used as tokens (default 4096; 0 quantises)"),
     "local_dir": ("--local-dir", str, "mnist/pmnist: a folder with the IDX files; dbpedia: train.csv/test.csv or the archive; stanforddogs: images.tar and lists.tar"),
 }
@@ -157,6 +158,11 @@ def _arrays_tokens(ds) -> None:
                                        if ds.layout == "single" else ""))
     print(f"files:     {', '.join(ds.file_names)}")
     print(f"inputs:    {ds.n_channels} channel{'s' if ds.n_channels > 1 else ''} of {ds.x_dtype}, T = {ds.steps}")
+    if ds.standardiser is not None:
+        print("values:    real, standardised per channel (quantiser=none), fitted on the train split only")
+        for c, (m, sd) in enumerate(zip(ds.standardiser.mean, ds.standardiser.std)):
+            print(f"{'':<10} channel {c}: mean {m:.6g}, std {sd:.6g}")
+        return
     if ds.quantiser is None:
         print(f"tokens:    integers used as tokens (max_vocab={ds.max_vocab}); vocabulary per channel = "
               f"largest training value + 1: {', '.join(str(int(v)) for v in ds.vocab)}")

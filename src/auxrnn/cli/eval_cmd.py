@@ -14,6 +14,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "and train.device / train.precision")
     p.add_argument("--data", default=None, metavar="NAME",
                    help="evaluate on another dataset with the same input and class shapes (e.g. idx)")
+    p.add_argument("--checkpoint", default=None, choices=("last", "best"),
+                   help="with a run folder: checkpoints/last.pt (default) or checkpoints/best.pt (train.keep_best)")
     p.add_argument("--split", default="test", choices=("test", "train"), help="which split to score (default test)")
     p.add_argument("--out", type=Path, default=None, help="where to write eval.json (default: beside the run)")
     p.add_argument("--threads", type=int, default=0,
@@ -30,7 +32,7 @@ def run(args) -> int:
     from auxrnn.train.evaluation import device_name, evaluate, restored_model
 
     use_threads(args.threads)
-    path = checkpoint.find(args.target)
+    path = checkpoint.find(args.target, args.checkpoint)
     ckpt = checkpoint.load(path)
     cfg = from_dict(ckpt["config"])
     if args.data:

@@ -59,7 +59,10 @@ def make_permutation(n: int, seed: int) -> torch.Tensor:
 
 
 def collate_sequences(items: Sequence[tuple[torch.Tensor, int]]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """[(x (T_i[, C]), y)] -> (x (B, T_max[, C]) int64 padded with 0, lengths (B,) int64, y (B,) int64)."""
+    """[(x (T_i[, C]), y)] -> (x (B, T_max[, C]) padded with 0, lengths (B,) int64, y (B,) int64).
+
+    x is int64 tokens, or float32 when the items are real values (the `arrays` source with quantiser="none").
+    """
     if len(items) == 0:
         raise ValueError("collate_sequences needs at least one item")
     xs = [torch.as_tensor(x) for x, _ in items]
@@ -68,7 +71,10 @@ def collate_sequences(items: Sequence[tuple[torch.Tensor, int]]) -> tuple[torch.
     if any(x.shape[1:] != tail for x in xs):
         raise ValueError(f"items disagree on channels: {sorted({tuple(x.shape[1:]) for x in xs})}")
     t_max = int(lengths.max())
-    out = torch.full((len(xs), t_max, *tail), PAD, dtype=torch.int64)
+    real = xs[0].is_floating_point()
+    if any(x.is_floating_point() != real for x in xs):
+        raise ValueError("items mix real values and integer tokens")
+    out = torch.full((len(xs), t_max, *tail), PAD, dtype=torch.float32 if real else torch.int64)
     for i, x in enumerate(xs):
         out[i, : x.shape[0]] = x
     y = torch.tensor([int(v) for _, v in items], dtype=torch.int64)

@@ -35,26 +35,40 @@ class Splits:
 def load_splits(cfg: DataConfig) -> Splits:
     """Train (minus any validation carve-out), validation and test sets for a run."""
     from auxrnn.data import load_dataset
-
     from auxrnn.data.sequences import LastSteps
 
-    train = load_dataset(cfg.name, "train", root=cfg.root, **cfg.options)
+    full = load_dataset(cfg.name, "train", root=cfg.root, **cfg.options)
     test = load_dataset(cfg.name, "test", root=cfg.root, **cfg.options)
-    if cfg.keep_last:
-        train, test = LastSteps(train, cfg.keep_last), LastSteps(test, cfg.keep_last)
-    info = train.info
-    extra = train.data_state()
-    val = None
+    keep = held = None
     if cfg.val_size:
-        if cfg.val_size >= len(train):
-            raise ValueError(f"data.val_size={cfg.val_size} leaves no training examples "
-                             f"({len(train)} in {cfg.name!r}); choose data.val_size < {len(train)}")
-        # Decision T16: the carve-out has its own seed, so changing train.seed never moves examples between
-        # the training and validation sets.
-        order = np.random.default_rng([cfg.val_seed, 0xDA7A]).permutation(len(train))
-        val = Subset(train, sorted(order[: cfg.val_size].tolist()))
-        train = Subset(train, sorted(order[cfg.val_size:].tolist()))
-    return Splits(train, val, test, info, extra)
+        keep, held = carve_validation(cfg, len(full))
+        for ds in (full, test):
+            fit_like_run(cfg, ds)
+    state = full.data_state()
+    if cfg.keep_last:
+        full, test = LastSteps(full, cfg.keep_last), LastSteps(test, cfg.keep_last)
+    train, val = (full, None) if keep is None else (Subset(full, keep), Subset(full, held))
+    return Splits(train, val, test, full.info, state)
+
+
+def carve_validation(cfg: DataConfig, n_train: int) -> tuple[list[int], list[int]]:
+    """(training items kept, validation items), each sorted, of a training split of `n_train` items.
+
+    Decision T16: the carve-out has its own seed, so changing train.seed never moves examples between the
+    training and validation sets.
+    """
+    if cfg.val_size >= n_train:
+        raise ValueError(f"data.val_size={cfg.val_size} leaves no training examples "
+                         f"({n_train} in {cfg.name!r}); choose data.val_size < {n_train}")
+    order = np.random.default_rng([cfg.val_seed, 0xDA7A]).permutation(n_train)
+    return sorted(order[cfg.val_size:].tolist()), sorted(order[: cfg.val_size].tolist())
+
+
+def fit_like_run(cfg: DataConfig, ds) -> None:
+    """Refit what `ds` fits on its training split (arrays: quantiser, standardiser) on the items the run trains
+    on, without its validation carve-out (decision D10); nothing without one. Any split of the run's dataset."""
+    if cfg.val_size and ds.fits_inputs:
+        ds.fit_inputs(np.asarray(carve_validation(cfg, ds.train_items)[0], dtype=np.int64))
 
 
 def fixed_subset(ds: Dataset, n: int) -> Dataset | None:

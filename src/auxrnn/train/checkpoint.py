@@ -15,6 +15,10 @@ Two checkpoints are kept, each with its sha256 beside it:
     RUN/checkpoints/last.pt   last.pt.sha256     the newest
     RUN/checkpoints/prev.pt   prev.pt.sha256     the one before it
 
+and, with train.keep_best, a third that only evaluates (config, model, data, step, val_accuracy):
+
+    RUN/checkpoints/best.pt   best.pt.sha256     the evaluation with the highest validation accuracy
+
 A save writes the new file under a temporary name, then rotates last -> prev and moves the new one
 into place with os.replace, so a crash at any moment leaves at least one verified checkpoint. A load
 checks the checksum and then loads with `torch.load(weights_only=True)` (no pickled code); resuming falls
@@ -35,6 +39,8 @@ import torch
 FORMAT = 1
 LAST = "last.pt"
 PREV = "prev.pt"
+BEST = "best.pt"
+CHOICES = {"last": LAST, "best": BEST}  # what `find` (auxrnn eval/predict --checkpoint) chooses by name
 FOLDER = "checkpoints"
 
 log = logging.getLogger("auxrnn.train")
@@ -82,11 +88,12 @@ def _write(path: Path, data: bytes) -> None:
         os.fsync(f.fileno())
 
 
-def save(path: Path, payload: dict) -> None:
+def save(path: Path, payload: dict, *, keep_previous: bool = True) -> None:
     """Write `path` (normally RUN/checkpoints/last.pt) and its checksum; the old one becomes prev.pt.
 
     Every file is written under a temporary name, fsynced and moved with os.replace; the rotation moves
     the old pair away before the new pair arrives, so no moment leaves a checkpoint beside a wrong checksum.
+    keep_previous=False (best.pt) replaces the old pair instead of rotating it.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -96,7 +103,9 @@ def save(path: Path, payload: dict) -> None:
     tmp, tmp_sum = path.with_name(path.name + ".tmp"), path.with_name(path.name + ".sha256.tmp")
     _write(tmp, data)
     _write(tmp_sum, (hashlib.sha256(data).hexdigest() + "\n").encode())
-    if path.exists():
+    if path.exists() and not keep_previous:
+        _sidecar(path).unlink(missing_ok=True)  # never the new file beside the old checksum
+    elif path.exists():
         prev = path.with_name(PREV)
         os.replace(path, prev)
         if _sidecar(path).exists():
@@ -131,6 +140,35 @@ def load(path: Path) -> dict:
     return ckpt
 
 
+class Best:
+    """RUN/checkpoints/best.pt (train.keep_best): the model of the evaluation with the highest validation
+    accuracy so far; a tie keeps the earlier one, and the test split never takes part (decision T27)."""
+
+    def __init__(self, run_dir: Path):
+        self.run_dir = Path(run_dir)
+        self.path = self.run_dir / FOLDER / BEST
+        self.step: int | None = None
+        self.val_accuracy: float | None = None
+
+    def restore(self) -> None:
+        """On resume: the kept file decides (it may be newer than the checkpoint the run resumes from)."""
+        if self.path.exists():
+            kept = load(self.path)
+            self.step, self.val_accuracy = int(kept["step"]), float(kept["val_accuracy"])
+
+    def offer(self, val_accuracy: float, step: int, write: bool, payload) -> None:
+        """Keep the model of this evaluation if it is strictly better; `payload()` gives config, model, data."""
+        if self.val_accuracy is not None and val_accuracy <= self.val_accuracy:
+            return
+        self.step, self.val_accuracy = step, val_accuracy
+        if write:
+            save(self.path, {**payload(), "step": step, "val_accuracy": val_accuracy}, keep_previous=False)
+
+    def summary(self) -> dict:
+        return {"best_checkpoint": str(self.path.relative_to(self.run_dir)), "best_step": self.step,
+                "best_val_accuracy": self.val_accuracy}
+
+
 def resume_point(run_dir: Path) -> tuple[dict | None, Path | None]:
     """The checkpoint a resumed run continues from: last.pt, else prev.pt (with a warning), else none.
 
@@ -157,11 +195,19 @@ def resume_point(run_dir: Path) -> tuple[dict | None, Path | None]:
         f"{folder}; to keep it, restore a checkpoint there")
 
 
-def find(run_or_file: Path) -> Path:
-    """A checkpoint file given a run folder (RUN/checkpoints/last.pt) or the file itself."""
-    p = Path(run_or_file)
+def find(run_or_file: Path, which: str | None = None) -> Path:
+    """A checkpoint file given a run folder and `which` ("last", the default, or "best") or the file itself."""
+    p = Path(run_or_file).expanduser()
+    if which not in (None, *CHOICES):
+        raise ValueError(f"checkpoint {which!r} is unknown; choose one of {', '.join(CHOICES)}")
     if p.is_dir():
-        p = p / FOLDER / LAST
+        name = CHOICES[which or "last"]
+        p = p / FOLDER / name
+        if name == BEST and not p.exists():
+            raise FileNotFoundError(f"no best checkpoint at {p}: a run keeps one only when trained with "
+                                    "train.keep_best=true and data.val_size > 0")
+    elif which is not None:
+        raise ValueError(f"{p}: choosing a checkpoint ({which!r}) needs a run folder, not a file")
     if not p.exists():
         raise FileNotFoundError(f"no checkpoint at {p}: give a run folder holding checkpoints/{LAST} or a .pt file")
     return p

@@ -88,12 +88,13 @@ class TrainConfig:
     checkpoint_every: int = 1000       # steps between checkpoints (also written at every stop)
     device: str = "auto"               # "auto" | "cpu" | "cuda" | "cuda:N"
     precision: str = "fp32"            # "fp32" | "bf16" (autocast) | "auto": bf16 where the device computes it
-                                       # natively, else fp32 (decisions T24, T27)
+                                       # natively, else fp32 (decisions T24, T28)
     train_eval_size: int = 0           # training examples (a fixed subset) also scored at each evaluation
     out: str = ""                      # run folder; "" = runs/<preset>-<timestamp>
     max_minutes: float = 0.0           # wall-clock budget of this process; 0 = none. Stops with a checkpoint.
     tensorboard: bool = True           # also write TensorBoard event files
     threads: int = 0                   # CPU compute threads of this process; 0 = its share of the cores
+    keep_best: bool = False            # keep checkpoints/best.pt: highest validation accuracy (needs data.val_size)
 
 
 @dataclass
@@ -338,6 +339,9 @@ def validate(cfg: RunConfig) -> RunConfig:
     for key in ("eval_every", "checkpoint_every"):
         if getattr(t, key) < 0:
             raise _bad(f"train.{key}", getattr(t, key), "must be >= 0 (0 = only at the end)")
+    if t.keep_best and not d.val_size:
+        raise ValueError("train.keep_best=true chooses the best model on the validation split, but data.val_size=0 "
+                         "carves none: set data.val_size > 0 (the test split is never used to choose)")
     if t.log_every < 1:
         raise _bad("train.log_every", t.log_every, "must be >= 1")
     if t.max_minutes < 0:
@@ -385,6 +389,9 @@ def fit_to_data(cfg: RunConfig, info, n_train: int | None = None) -> RunConfig:
     if "model.n_classes" in explicit and m.n_classes != int(info.n_classes):
         raise ValueError(f"model.n_classes={m.n_classes} does not fit dataset {info.name!r} with {info.n_classes} "
                          "classes; drop model.n_classes (it is filled from the data)")
+    if 0 in channels:
+        raise ValueError(f"dataset {info.name!r} gives real-valued inputs (data.options.quantiser=none), but this "
+                         f"model reads integer tokens only; quantise them (data.options.quantiser=quantile)")
     m.channels, m.n_classes = channels, int(info.n_classes)
     T = int(info.seq_len)
     a = cfg.arch

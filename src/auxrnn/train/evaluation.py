@@ -18,10 +18,11 @@ def restored_model(ckpt: dict, cfg: RunConfig, ds, path, *, other_data: bool = F
     """The checkpoint's model (its saved arch.* and model.*), built for `ds` and loaded with its weights.
 
     The data state the model was trained with (a permutation, a quantiser: decisions T10, D9) must be the one
-    `ds` built now; with `other_data` (another dataset) only what both have is compared.
+    `ds` built now, after refitting it on the run's training items (`batches.fit_like_run`, decision D10); with
+    `other_data` (another dataset) only what both have is compared, and nothing is refitted.
     """
-    from auxrnn import models
-
+    if not other_data:
+        batches.fit_like_run(cfg.data, ds)
     now = ds.data_state()
     for key, saved in ckpt.get("data", {}).items():
         if key not in now and other_data:
@@ -30,6 +31,13 @@ def restored_model(ckpt: dict, cfg: RunConfig, ds, path, *, other_data: bool = F
             raise RuntimeError(f"the data {key} of {cfg.data.name!r} {cfg.data.options} differs from the one this "
                                f"model was trained with ({path}); refusing to evaluate")
     fit_to_data(cfg, ds.info)  # the saved channels / n_classes must fit the data
+    return built_model(ckpt, cfg)
+
+
+def built_model(ckpt: dict, cfg: RunConfig) -> torch.nn.Module:
+    """The model `cfg` describes (its saved arch.* and model.*, fitted to the data), with the checkpoint's weights."""
+    from auxrnn import models
+
     model = models.build(cfg.model, cfg.arch)
     model.load_state_dict(ckpt["model"])
     return model

@@ -12,7 +12,7 @@
                        the device until the next log line)
     run.log()          every train.log_every steps: sync once, check finite, write a metrics line, agree
                        with the other ranks on stopping (signal, time budget)
-    run.evaluate()     test (and validation) accuracy
+    run.evaluate()     test (and validation) accuracy; with train.keep_best, best.pt when validation improves
     run.checkpoint()   everything a resume needs, the running metrics window included
     run.finish()       the final evaluation and summary.json
 
@@ -29,7 +29,6 @@ import random
 import signal
 import sys
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -43,7 +42,7 @@ from auxrnn.train.cpu import flush_denormals, use_threads
 from auxrnn.train.evaluation import device_name, evaluate
 from auxrnn.train.metrics import MetricsLog, MetricsWindow, read_summary, write_summary
 from auxrnn.train.signals import StopSignals
-from auxrnn.train.optim import build_optimizer, lr_at, phase_of
+from auxrnn.train.optim import build_optimizer, lr_at, phase_of, plan_phases
 
 log = logging.getLogger("auxrnn.train")
 
@@ -52,25 +51,6 @@ CONFIG_FILE = "config.yaml"
 
 class NonFiniteLoss(RuntimeError):
     """The loss or the gradient norm became nan/inf; the last good checkpoint is kept."""
-
-
-@dataclass
-class Plan:
-    steps_per_epoch: int
-    pretrain_steps: int
-    total_steps: int
-
-    def epoch(self, step: int) -> float:
-        return step / self.steps_per_epoch
-
-
-def plan_phases(cfg: RunConfig, n_train: int) -> Plan:
-    """Phase lengths in steps, from epochs or steps (one epoch = n_train // batch_size steps)."""
-    spe = batches.steps_per_epoch(n_train, cfg.data.batch_size)
-    t = cfg.train
-    pre = t.pretrain_steps or t.pretrain_epochs * spe
-    main = t.steps or t.epochs * spe
-    return Plan(spe, pre, pre + main)
 
 
 def _seed_everything(seed: int, gen: torch.Generator) -> None:
@@ -148,6 +128,7 @@ class Run:
         self.precision = precision.resolve(cfg.train.precision, d.device)  # a resume keeps its checkpoint's
         self.train_probe = batches.fixed_subset(self.splits.train, cfg.train.train_eval_size)
         self.ckpt_path = run_dir / checkpoint.FOLDER / checkpoint.LAST
+        self.best = checkpoint.Best(run_dir) if cfg.train.keep_best else None
         self.step, self.wall_before, self.t0 = 0, 0.0, time.monotonic()
         self.window = MetricsWindow(d.device)
         self.metrics: MetricsLog | None = None
@@ -188,6 +169,8 @@ class Run:
             _seed_everything(cfg.train.seed + d.rank + 7919 * step, self.gen)
         if "window" in ckpt:
             self.window.load_state(ckpt["window"])
+        if self.best is not None:
+            self.best.restore()
 
     def _check_schedule(self, ckpt: dict, step: int, path: Path) -> None:
         """A resumed run may change its length (train.steps / epochs) only where that keeps its learning rate."""
@@ -239,7 +222,7 @@ class Run:
         for group in self.optimizer.param_groups:
             group["lr"] = lr
         y = y.to(d.device, non_blocking=True)
-        with precision.autocast(self.precision, d.device):  # decisions T24, T27
+        with precision.autocast(self.precision, d.device):  # decisions T24, T28
             out = self._model_for(phase)(x.to(d.device, non_blocking=True), lengths, y, generator=self.gen,
                                          phase=phase, aux_weight=cfg.train.aux_weight)
         out.loss.backward()
@@ -284,6 +267,9 @@ class Run:
                 c, n = evaluate(self.raw, ds, self.cfg, self.d, self.precision)
                 rec.update({f"{key}_acc": 100.0 * c / n, f"{key}_correct": c, f"{key}_count": n})
         rec["eval_seconds"] = time.monotonic() - te
+        if self.best is not None:
+            self.best.offer(rec["val_acc"], step, self.d.is_master, lambda: {
+                "config": self.cfg.to_dict(), "model": self.raw.state_dict(), "data": self.splits.extra_state})
         if self.d.is_master:
             self.metrics.write(rec)
             log.info("step %d (epoch %.2f): test accuracy %.2f%%%s%s", step, rec["epoch"], rec["test_acc"],
@@ -416,6 +402,7 @@ class Run:
             "precision": self.precision,
             "wall_seconds": self.wall_before + time.monotonic() - self.t0,
             "parameters": self.raw.num_parameters(), "torch": torch.__version__, "test_accuracy": None,
+            "checkpoint": str(self.ckpt_path.relative_to(self.run_dir)),
         }
         if status == "signal":
             summary["signal"] = signal.Signals(signum).name
@@ -427,6 +414,8 @@ class Run:
                     summary.update({f"{key}_accuracy": rec[f"{key}_acc"], f"{key}_count": rec[f"{key}_count"]})
             summary["param_sha256"] = distributed.gather_objects(checkpoint.param_sha256(self.raw), d)
             summary["wall_seconds"] = self.wall_before + time.monotonic() - self.t0
+        if self.best is not None and self.best.step is not None:
+            summary.update(self.best.summary())
         summary["finished_at"] = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
         if d.is_master:
             if status == "finished":

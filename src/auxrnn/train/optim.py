@@ -4,14 +4,17 @@ The schedule is a pure function of the global step and the phase boundaries, so 
 right rate with no scheduler state to save. Each phase (auxiliary-only pretraining, then training) runs
 its own schedule from the peak rate: the second phase changes the loss, so it starts afresh (decision T2).
 The optimizer is built once for both phases, so its state carries over the boundary (decision T23).
+`plan_phases` gives both phases' lengths in steps.
 """
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import torch
 
-from auxrnn.train.config import OptimConfig
+from auxrnn.train import batches
+from auxrnn.train.config import OptimConfig, RunConfig
 
 
 def build_optimizer(params, cfg: OptimConfig) -> torch.optim.Optimizer:
@@ -51,3 +54,22 @@ def lr_at(step: int, cfg: OptimConfig, pretrain_steps: int, total_steps: int) ->
         floor = cfg.lr * cfg.min_lr
         return floor + (cfg.lr - floor) * 0.5 * (1.0 + math.cos(math.pi * progress))
     raise ValueError(f"optim.schedule={cfg.schedule!r} is invalid: choose one of constant, step, cosine")
+
+
+@dataclass
+class Plan:
+    steps_per_epoch: int
+    pretrain_steps: int
+    total_steps: int
+
+    def epoch(self, step: int) -> float:
+        return step / self.steps_per_epoch
+
+
+def plan_phases(cfg: RunConfig, n_train: int) -> Plan:
+    """Phase lengths in steps, from epochs or steps (one epoch = n_train // batch_size steps)."""
+    spe = batches.steps_per_epoch(n_train, cfg.data.batch_size)
+    t = cfg.train
+    pre = t.pretrain_steps or t.pretrain_epochs * spe
+    main = t.steps or t.epochs * spe
+    return Plan(spe, pre, pre + main)

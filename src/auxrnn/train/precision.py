@@ -1,4 +1,4 @@
-"""Autocast precision: float32, or bfloat16 where it pays (decisions T24, T27).
+"""Autocast precision: float32, or bfloat16 where it pays (decisions T24, T28).
 
 `train.precision` is "fp32" (the paper cells: decision T24), "bf16" (autocast everywhere), or "auto": bf16
 where the device computes it natively, fp32 elsewhere. Native bf16 on a CPU means the AVX512-BF16 or

@@ -84,7 +84,8 @@ def _convert(name: str, key: str, value, hint):
     if value is None or (isinstance(value, str) and value.lower() in ("none", "null")):
         if type(None) in members:
             return None
-        raise bad()
+        if value is None or str not in members:  # a str option keeps the word "none" (arrays quantiser=none)
+            raise bad()
     for t in members:
         if t is bool:
             if isinstance(value, bool):

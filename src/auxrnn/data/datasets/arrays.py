@@ -13,7 +13,10 @@ than memory trains; an `.npz` cannot be memory-mapped and is read whole into mem
 
 Real inputs become tokens through a `Quantiser` fitted on the training split only (the test split refits it from
 the training files, so both splits map a value to the same token); integer inputs in 0..max_vocab-1 are used as
-tokens directly, with vocabulary max + 1 of the training split per channel.
+tokens directly, with vocabulary max + 1 of the training split per channel. With ``quantiser="none"`` every input
+stays real: standardised per channel by a `Standardiser` fitted on the training split only (decision D10), items
+float32. Either mapping is refitted on the training items a run keeps after its validation carve-out
+(`fit_inputs`), on both splits alike.
 """
 from __future__ import annotations
 
@@ -25,23 +28,30 @@ from typing import Any, ClassVar
 import numpy as np
 import torch
 
-from ..quantize import MAX_FIT_VALUES, Quantiser, Sampler, check_bins, check_kind, token_dtype
+from ..preparation import STANDARDISE, mapping_state
+from ..quantize import MAX_FIT_VALUES, QUANTISERS, Quantiser, Sampler, check_bins, token_dtype
+from ..standardize import Moments, Standardiser
 from ..array_files import (EXPECTED, SPLIT_SALT, Field, Part, check_n, check_x, first_outside,
                            kind_of, open_arrays, parse_test_size, read_labels, read_lengths, scan)
 from .base import SequenceDataset, Shape
 
+MAPPINGS = (*QUANTISERS, "none")  # option quantiser: how values are mapped ("none": standardised reals)
+
+
 class NumpyArrays(SequenceDataset):
     """Any NumPy arrays (docs/data.md: layouts, checks, the quantiser; decision D9).
 
-    Items are (x, y): x uint8 (or int64 when a channel has more than 256 tokens) of shape (T,) for 2-D inputs or
-    (T, C) for 3-D ones, cut to the item's length when lengths are given (variable length: `collate_sequences`
-    pads with 0 and returns the lengths); y an int. The shape comes from the files (`static_info` is None).
-    `data_state()` is the fitted token mapping, identical for the train and the test split.
+    Items are (x, y): x uint8 (or int64 when a channel has more than 256 tokens; float32 standardised values
+    with quantiser="none") of shape (T,) for 2-D inputs or (T, C) for 3-D ones, cut to the item's length when
+    lengths are given (variable length: `collate_sequences` pads with 0 and returns the lengths); y an int. The
+    shape comes from the files (`static_info` is None); a real-valued channel counts 0 tokens in `info.channels`.
+    `data_state()` is the fitted mapping, identical for the train and the test split.
     """
 
     name = "arrays"
     channels = ()  # the files decide: one entry per input channel (bins, or max train token + 1)
     shape_options: ClassVar[tuple[str, ...]] = ("n_classes",)
+    fits_inputs = True
 
     def __init__(
         self,
@@ -52,13 +62,16 @@ class NumpyArrays(SequenceDataset):
         test_size: int | float | None = None,
         split_seed: int = 0,
         bins: int = 256,  # decision D9 (the pixel vocabulary of M13)
-        quantiser: str = "quantile",  # decision D9: equal-frequency bins fitted on the training split
+        quantiser: str = "quantile",  # decision D9: equal-frequency bins fitted on the training split; "none": D10
         max_vocab: int = 4096,  # decision D9: integer inputs below it are tokens as they are
     ):
         super().__init__(split, root)
         if path is None:
             raise ValueError(f"the arrays dataset needs option path=<a folder of .npy files or an .npz file> ({EXPECTED})")
-        self.bins, self.quantiser_kind = check_bins(bins), check_kind(quantiser)
+        self.bins = check_bins(bins)
+        if quantiser not in MAPPINGS:
+            raise ValueError(f"unknown quantiser {quantiser!r}; valid choices: {', '.join(MAPPINGS)}")
+        self.quantiser_kind = quantiser
         if isinstance(max_vocab, bool) or int(max_vocab) != max_vocab or max_vocab < 0:
             raise ValueError(f"max_vocab must be an integer >= 0 (0: quantise every input), got {max_vocab!r}")
         self.max_vocab = int(max_vocab)
@@ -83,7 +96,8 @@ class NumpyArrays(SequenceDataset):
         self.n_channels = int(train.shape[2]) if train.ndim == 3 else 1
         self.file_names = list(dict.fromkeys(str(f.where) for f in fields.values()))
         self._check_classes()
-        self._fit()
+        self._train = self._parts["train"]  # kept: `fit_inputs` refits on some of its items
+        self._fit(self._train)
         if self.split == "test":
             self._check_test_values()
         part = self._parts[self.split]
@@ -93,7 +107,7 @@ class NumpyArrays(SequenceDataset):
         if self.layout == "single":  # which rows are test: saved with the run, so eval cannot see training rows
             rows = np.ascontiguousarray(self._parts["test"].rows, dtype=np.int64)
             self._split_digest = hashlib.sha256(rows.tobytes()).digest()
-        del self._parts  # the other split's arrays are not kept
+        self._parts = {"test": self._parts["test"]} if self.split == "test" else {}  # the test part: for refits
 
     # ---- reading and checking the files
     def _build_parts(self, f: dict[str, Field]) -> dict[str, Part]:
@@ -154,25 +168,59 @@ class NumpyArrays(SequenceDataset):
     def _which(self, part: Part) -> str:
         return f" (the {part.label} part drawn with split_seed={self.split_seed})" if self.layout == "single" else ""
 
-    def _fit(self) -> None:
-        """Scan the training split (finite values, range) and fit the token mapping on it alone (decision D9)."""
-        train = self._parts["train"]
+    def _fit(self, train: Part, tokens_allowed: bool = True) -> None:
+        """Fit the value mapping (tokens, quantiser or standardiser) on the items of `train` alone (D9, D10).
+
+        Whether integers are used as tokens is decided once, on the whole training split (`tokens_allowed`
+        False on a refit keeps a quantiser a quantiser, whatever values the kept items happen to hold).
+        """
         C = self.n_channels
+        self.quantiser: Quantiser | None = None
+        self.standardiser: Standardiser | None = None
+        if self.quantiser_kind == "none":
+            moments = Moments(C)
+            self.train_range = scan(train, moments)
+            self.standardiser = moments.standardiser()
+            self.vocab = np.zeros(C, dtype=np.int64)  # no tokens: real values
+            return
         sampler = Sampler(train.total, C, MAX_FIT_VALUES)
         lo, hi = scan(train, sampler)
         self.train_range = (lo, hi)
-        if kind_of(self.x_dtype) == "integer" and lo.min() >= 0 and hi.max() < self.max_vocab:
-            self.quantiser: Quantiser | None = None
+        if tokens_allowed and kind_of(self.x_dtype) == "integer" and lo.min() >= 0 and hi.max() < self.max_vocab:
             self.vocab = (hi.astype(np.int64) + 1).astype(np.int64)
         else:
             self.quantiser = Quantiser.fit(self.quantiser_kind, sampler.values(), self.bins)
             self.vocab = self.quantiser.vocab
         self._dtype = token_dtype(int(self.vocab.max()))
 
+    @property
+    def train_items(self) -> int:
+        """Items of the training split (what `fit_inputs` indexes), whichever split this is."""
+        return len(self._train)
+
+    def fit_inputs(self, keep: np.ndarray) -> None:
+        """Refit the value mapping on items `keep` (sorted indices into the training split) alone.
+
+        A run calls it on both splits with the training items left after its validation carve-out, so that
+        validation values never shape the tokens or the statistics the model is trained and scored with.
+        Integers used as tokens keep the vocabulary of the whole training split: validation items are tokens too.
+        """
+        if self.kind == "tokens":  # integers used as tokens: the vocabulary of every training item (they are all fed)
+            return
+        keep = np.asarray(keep, dtype=np.int64)
+        t = self._train
+        if keep.ndim != 1 or keep.size == 0 or keep.min() < 0 or keep.max() >= len(t):
+            raise ValueError(f"fit_inputs needs indices into the {len(t)} training items, got {keep.size} of them")
+        rows = keep if t.rows is None else t.rows[keep]
+        kept = Part(t.label, t.x, rows, t.y[keep], t.y_field, None if t.lengths is None else t.lengths[keep])
+        self._fit(kept, tokens_allowed=False)
+        if self.split == "test":
+            self._check_test_values()
+
     def _check_test_values(self) -> None:
         test = self._parts["test"]
         scan(test, None)
-        if self.quantiser is None:
+        if self.quantiser is None and self.standardiser is None:
             bad = first_outside(test, self.vocab)
             if bad is not None:
                 r, t, c, v = bad
@@ -196,9 +244,8 @@ class NumpyArrays(SequenceDataset):
 
     def data_state(self) -> dict[str, torch.Tensor]:
         """The token mapping fitted on the training split (and, for the x/y layout, which rows are test)."""
-        out: dict[str, torch.Tensor] = {"vocab": torch.from_numpy(self.vocab.astype(np.int64).copy())}
-        if self.quantiser is not None:
-            out["quantiser_edges"] = torch.from_numpy(self.quantiser.edges.copy())
+        out = {k: torch.from_numpy(np.array(v, copy=True)) for k, v in
+               mapping_state(self.quantiser, self.standardiser, self.vocab).items()}
         if self._split_digest is not None:
             out["split_digest"] = torch.tensor(list(self._split_digest), dtype=torch.uint8)
         return out
@@ -212,10 +259,12 @@ class NumpyArrays(SequenceDataset):
         return self._len.copy() if self._len is not None else np.full(len(self), self.steps, dtype=np.int64)
 
     def tokens(self, values: np.ndarray) -> np.ndarray:
-        """Raw values (T,) or (T, C) as read from the files -> tokens of the same shape."""
+        """Raw values (T,) or (T, C) as read from the files -> tokens (or standardised float32) of the same shape."""
+        flat = values.reshape(values.shape[0], -1)
+        if self.standardiser is not None:
+            return self.standardiser.transform(flat).reshape(values.shape)
         if self.quantiser is None:
             return values.astype(self._dtype)
-        flat = values.reshape(values.shape[0], -1)
         return self.quantiser.transform(flat).reshape(values.shape)
 
     def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
@@ -236,7 +285,9 @@ class NumpyArrays(SequenceDataset):
 
     @property
     def kind(self) -> str:
-        """How values become tokens: "quantile", "uniform" or "tokens" (integers used as they are)."""
+        """How values are mapped: "quantile", "uniform", "tokens" (integers used as they are) or "standardise"."""
+        if self.standardiser is not None:
+            return STANDARDISE
         return "tokens" if self.quantiser is None else self.quantiser.kind
 
     def class_counts(self) -> np.ndarray:
@@ -246,6 +297,7 @@ class NumpyArrays(SequenceDataset):
         lines = [f"layout: {self.layout}" + (f" (test_size={self.test_size}, split_seed={self.split_seed})"
                                               if self.layout == "single" else ""),
                  f"values: {self.x_dtype}, " + (f"quantised ({self.kind}, {self.bins} bins)" if self.quantiser
+                                                  else "standardised per channel" if self.standardiser
                                                   else "used as tokens")]
         return "\n".join(lines)
 
@@ -253,6 +305,7 @@ class NumpyArrays(SequenceDataset):
         state = self.__dict__.copy()
         if self._x_path is not None and isinstance(self._x, np.memmap):
             state["_x"] = None  # reopened from the file instead of being pickled whole
+        state["_train"], state["_parts"] = None, {}  # refits happen in the main process only
         return state
 
     def __setstate__(self, state: dict) -> None:

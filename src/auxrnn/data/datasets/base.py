@@ -121,6 +121,14 @@ class SequenceDataset(Dataset):
         """The fields of `Shape` this split's files decide (the rest is the class's declaration)."""
         return {}
 
+    fits_inputs: ClassVar[bool] = False  # whether `fit_inputs` refits something (the arrays source does)
+
+    def fit_inputs(self, keep) -> None:
+        """Refit what is fitted on the training split (a quantiser, a standardiser) on its items `keep` alone.
+
+        A run calls it with the items left after its validation carve-out; nothing is fitted by default.
+        """
+
     def data_state(self) -> dict[str, torch.Tensor]:
         """What a run saves with its checkpoints and must find unchanged on resume and eval.
 

@@ -1,0 +1,210 @@
+"""Raw inputs -> what a trained model reads, without any dataset object (numpy in, numpy out).
+
+A run saves its dataset's `data_state()` (a permutation, a quantiser, a standardiser, a vocabulary) in every
+checkpoint. `InputPreparation.of(name, options, state, channels)` rebuilds from that alone the steps the
+dataset applied to its files, so that new raw inputs go through exactly the same ones:
+
+    prep = InputPreparation.of("pmnist", {"perm_seed": 0}, state, channels=(256,))
+    x, lengths = prep(images)        # uint8 (N, 28, 28) -> tokens int64 (N, 784, 1), lengths (N,)
+
+Raw inputs by source (`kind`):
+
+    images  mnist pmnist idx cifar10 stanforddogs: integer pixels 0..255, (N, H, W) or (N, H, W, 3) images or
+            (N, T) / (N, T, C) sequences; flattened row-major (decision D4), RGB to gray where the run was
+            gray (decision D5), then permuted when the run was (decisions D3, T10)
+    bytes   dbpedia csv: a list of N str (or bytes) documents -> byte tokens 1..256, cut to max_len (decision D7)
+    arrays  arrays: (N, T) or (N, T, C) numbers, mapped as the run mapped them (decisions D9, D10): quantised
+            ("quantile", "uniform"), standardised ("standardise", float32 out) or used as tokens ("tokens")
+    tokens  copy adding: integer tokens (N, T) or (N, T, C)
+
+Inputs (N, T * C) of a C-channel model are read as (N, T, C), step-major (t0c0, t0c1, ..., t1c0, ...).
+
+Every refusal is a ValueError saying what was expected.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Sequence
+
+import numpy as np
+
+from . import sequences
+from .quantize import Quantiser
+from .standardize import Standardiser
+
+IMAGE_SOURCES = ("mnist", "pmnist", "idx", "cifar10", "stanforddogs")
+BYTE_SOURCES = ("dbpedia", "csv")
+TOKEN_SOURCES = ("copy", "adding")
+STANDARDISE = "standardise"
+
+
+def _numpy(v: Any) -> np.ndarray:
+    """A tensor or array of a saved data state as a numpy array (no torch import needed here)."""
+    return v.numpy() if hasattr(v, "numpy") else np.asarray(v)
+
+
+def mapping_state(quantiser: Quantiser | None, standardiser: Standardiser | None, vocab: np.ndarray) -> dict:
+    """The arrays source's value mapping as numpy arrays: what `data_state()` saves and `of` reads back."""
+    out = {"vocab": vocab.astype(np.int64)}
+    if quantiser is not None:
+        out["quantiser_edges"] = quantiser.edges
+    if standardiser is not None:
+        out["standardise_mean"] = standardiser.mean
+        out["standardise_std"] = standardiser.std
+    return out
+
+
+@dataclass(frozen=True)
+class InputPreparation:
+    """The input steps of one trained run; call it on raw inputs (see the module docstring)."""
+
+    source: str                            # the dataset name the run trained on
+    kind: str                              # "images" | "bytes" | "tokens" | "quantile" | "uniform" | "standardise"
+    channels: tuple[int, ...]              # per input channel: tokens it takes (0 for real values)
+    permutation: np.ndarray | None = None  # int64 (T,): step t of the model reads raw step permutation[t]
+    quantiser: Quantiser | None = None
+    standardiser: Standardiser | None = None
+    max_len: int | None = None             # byte documents: the cut (decision D7)
+    gray: bool = False                     # RGB images become one gray channel (cifar10 grayscale)
+
+    @classmethod
+    def of(cls, name: str, options: dict, state: dict, channels: Sequence[int]) -> "InputPreparation":
+        """The steps of dataset `name` with `options`, from its saved `state` and the model's `channels`."""
+        channels = tuple(int(c) for c in channels)
+        state = {k: _numpy(v) for k, v in state.items()}
+        perm = state.get("permutation")
+        perm = None if perm is None else perm.astype(np.int64)
+        if name in IMAGE_SOURCES:
+            return cls(name, "images", channels, perm, gray=bool(options.get("grayscale", False)))
+        if name in BYTE_SOURCES:
+            from .datasets import DATASETS
+
+            max_len = {**DATASETS[name].option_defaults(), **options}.get("max_len")
+            return cls(name, "bytes", channels, max_len=None if max_len is None else int(max_len))
+        if name in TOKEN_SOURCES:
+            return cls(name, "tokens", channels)
+        if name == "arrays":
+            if "standardise_mean" in state:
+                s = Standardiser.from_state(state["standardise_mean"], state["standardise_std"])
+                return cls(name, STANDARDISE, channels, standardiser=s)
+            if "quantiser_edges" in state:
+                q = Quantiser(options.get("quantiser", "quantile"), state["quantiser_edges"].astype(np.float64))
+                return cls(name, q.kind, channels, quantiser=q)
+            return cls(name, "tokens", tuple(int(v) for v in state["vocab"]))
+        raise ValueError(f"no input preparation is known for dataset {name!r}")
+
+    @property
+    def real(self) -> bool:
+        """Whether the model reads real values (float32) rather than integer tokens."""
+        return self.kind == STANDARDISE
+
+    def __call__(self, x: Any, lengths: Any = None) -> tuple[np.ndarray, np.ndarray]:
+        """Raw inputs -> (inputs (N, T, C): int64 tokens or float32 values, lengths int64 (N,) in 1..T).
+
+        `lengths` (N,) marks where each item ends (positions at or after it are padding, never read);
+        None: every item is T steps long. Byte documents carry their own lengths.
+        """
+        if self.kind == "bytes":
+            if lengths is not None:
+                raise ValueError("byte documents carry their own lengths; give no lengths")
+            return self._bytes(x)
+        x = np.asarray(x)
+        if x.dtype == object or not (np.issubdtype(x.dtype, np.number) or x.dtype == np.bool_):
+            raise ValueError(f"inputs must be numbers, got dtype {x.dtype}")
+        if self.kind == "images":
+            x = self._images(x)
+        x = self._sequences(x)
+        N, T, C = x.shape
+        lengths = self._lengths(lengths, N, T)
+        real = np.arange(T)[None, :] < lengths[:, None]  # (N, T) positions that are not padding
+        if np.issubdtype(x.dtype, np.floating):
+            bad = ~np.isfinite(x) & real[..., None]
+            if bad.any():
+                i, t, c = (int(v[0]) for v in np.nonzero(bad))
+                what = "NaN" if np.isnan(x[i, t, c]) else "inf"
+                raise ValueError(f"inputs hold {what} at item {i}, step {t}, channel {c}; every real position must be "
+                                 "finite")
+        if self.permutation is not None:
+            if T != self.permutation.shape[0]:
+                raise ValueError(f"inputs have {T} steps, but this model reads its {self.permutation.shape[0]} steps "
+                                 "in a fixed permuted order, so every item needs exactly that many")
+            x = x[:, self.permutation]
+        if self.standardiser is not None:
+            return np.where(real[..., None], self.standardiser.transform(x), np.float32(0)), lengths
+        if self.quantiser is not None:
+            return np.where(real[..., None], self.quantiser.transform(x), 0).astype(np.int64), lengths
+        return self._tokens(x, real), lengths
+
+    # ---- steps
+    def _images(self, x: np.ndarray) -> np.ndarray:
+        C = len(self.channels)
+        x = self._pixels(x)
+        if x.ndim == 4 or (x.ndim == 3 and C == 1):  # images (N, H, W[, 3]) -> (N, H*W[, 3]), row-major
+            x = sequences.image_to_sequence(x)
+        if self.gray and x.ndim == 3 and x.shape[2] == 3:
+            x = sequences.rgb_to_gray(x)
+        return x
+
+    def _sequences(self, x: np.ndarray) -> np.ndarray:
+        C = len(self.channels)
+        if x.ndim == 2 and C > 1:  # rows of T * C values, step-major (a CSV row)
+            if x.shape[1] % C:
+                raise ValueError(f"inputs (N, {x.shape[1]}) cannot be read as (N, T, {C}): {x.shape[1]} values per "
+                                 f"item is not a multiple of the model's {C} channels")
+            x = x.reshape(x.shape[0], -1, C)
+        if x.ndim == 2:
+            x = x[..., None]
+        if x.ndim != 3 or 0 in x.shape:
+            raise ValueError(f"inputs must be (N, T) or (N, T, C) with N, T, C >= 1"
+                             f"{' (or images (N, H, W[, 3]))' if self.kind == 'images' else ''}, got shape {x.shape}")
+        if x.shape[2] != C:
+            raise ValueError(f"inputs have {x.shape[2]} channel{'s' * (x.shape[2] != 1)} per step, but this model "
+                             f"was trained on {C}")
+        return x
+
+    @staticmethod
+    def _lengths(lengths: Any, N: int, T: int) -> np.ndarray:
+        if lengths is None:
+            return np.full(N, T, dtype=np.int64)
+        n = np.asarray(lengths)
+        if n.shape != (N,) or not np.issubdtype(n.dtype, np.integer):
+            raise ValueError(f"lengths must be (N,) = ({N},) integers, got {n.dtype} {n.shape}")
+        bad = (n < 1) | (n > T)
+        if bad.any():
+            i = int(np.argmax(bad))
+            raise ValueError(f"lengths[{i}] = {int(n[i])} is outside 1..{T} (the steps of the inputs)")
+        return n.astype(np.int64)
+
+    def _pixels(self, x: np.ndarray) -> np.ndarray:
+        if not np.issubdtype(x.dtype, np.integer) or (x.size and (x.min() < 0 or x.max() > 255)):
+            raise ValueError(f"image inputs must be integer pixels 0..255 (e.g. uint8), got {x.dtype}"
+                             + (f" with values {x.min()}..{x.max()}" if np.issubdtype(x.dtype, np.integer) else ""))
+        return x.astype(np.uint8)
+
+    def _tokens(self, x: np.ndarray, real: np.ndarray) -> np.ndarray:
+        if not (np.issubdtype(x.dtype, np.integer) or x.dtype == np.bool_):
+            raise ValueError(f"this model reads integer tokens; inputs of dtype {x.dtype} would need a quantiser it "
+                             "was not trained with")
+        vocab = np.asarray(self.channels)
+        bad = ((x < 0) | (x >= vocab)) & real[..., None]
+        if bad.any():
+            i, t, c = (int(v[0]) for v in np.nonzero(bad))
+            raise ValueError(f"inputs hold {int(x[i, t, c])} at item {i}, step {t}, channel {c}, outside the tokens "
+                             f"0..{int(vocab[c]) - 1} this model was trained on")
+        return np.where(real[..., None], x, 0).astype(np.int64)
+
+    def _bytes(self, docs: Any) -> tuple[np.ndarray, np.ndarray]:
+        if isinstance(docs, (str, bytes)) or not hasattr(docs, "__len__") or len(docs) == 0:
+            raise ValueError("inputs of a byte-document model are a non-empty list of str or bytes documents")
+        rows = []
+        for i, d in enumerate(docs):
+            if isinstance(d, str):
+                d = d.encode("utf-8", errors="surrogateescape")
+            if not isinstance(d, (bytes, bytearray)) or len(d) == 0:
+                raise ValueError(f"document {i} is empty or not text")
+            rows.append(sequences.bytes_to_tokens(d[: self.max_len] if self.max_len else d).numpy())
+        lengths = np.array([len(r) for r in rows], dtype=np.int64)
+        out = np.full((len(rows), int(lengths.max()), 1), sequences.PAD, dtype=np.int64)
+        for i, r in enumerate(rows):
+            out[i, : len(r), 0] = r
+        return out, lengths
