@@ -39,6 +39,7 @@ import torch
 from auxrnn import models
 from auxrnn.memory import is_oom
 from auxrnn.train import batches, checkpoint, distributed
+from auxrnn.train.runs import CONFIG_FILE, owned
 from auxrnn.train.config import RunConfig, dump_yaml, fit_to_data
 from auxrnn.train.cpu import flush_denormals, use_threads
 from auxrnn.train.evaluation import amp, device_name, evaluate
@@ -47,8 +48,6 @@ from auxrnn.train.signals import StopSignals
 from auxrnn.train.optim import build_optimizer, lr_at, phase_of
 
 log = logging.getLogger("auxrnn.train")
-
-CONFIG_FILE = "config.yaml"
 
 
 class NonFiniteLoss(RuntimeError):
@@ -110,7 +109,7 @@ def train(cfg: RunConfig, run_dir: Path, *, resume: bool = False, until_step: in
     d = distributed.setup(cfg.train.device)
     threads = use_threads(cfg.train.threads)  # before any parallel work: this process's share of the cores
     try:
-        with flush_denormals(d.device):  # decision T22
+        with owned(run_dir, d.is_master), flush_denormals(d.device):  # one process trains in a run folder; T22
             run = Run(cfg, run_dir, d, threads)
             try:
                 return run.fit(resume, until_step, progress, on_start)
