@@ -8,8 +8,9 @@ A run is described by five sections, each a dataclass with a default for every k
     optim.*  OptimConfig   optimizer, learning rate and its schedule, clipping, weight decay
     train.*  TrainConfig   seed, phase lengths, aux_weight, evaluation, device, run folder, time budget
 
-A preset (`auxrnn/configs/NAME.yaml`, shipped with the package, or any YAML file) is a flat mapping of dotted keys to values and lists only what differs from
-the defaults; nested sections (`model: {truncate: 300}`) are accepted too. Command-line overrides use the
+A preset (`auxrnn/configs/NAME.yaml`, shipped with the package, or any YAML file) is a flat mapping of dotted
+keys to values and lists only what differs from the defaults, or from its `base: OTHER` preset (bases that
+are not runs themselves are named `_NAME.yaml`); nested sections (`model: {truncate: 300}`) are accepted too. Command-line overrides use the
 same dotted keys (`model.truncate=300`, `optim.lr=1e-3`). Every value is checked against the type of its
 field (auxrnn.train.values) and every key against the dataclasses: a typo is an error, never a silently
 ignored knob.
@@ -28,8 +29,10 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import importlib.resources
+import inspect
 import math
 import re
+import textwrap
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,8 +40,9 @@ from typing import Any
 
 import yaml
 
-from auxrnn.models.config import ArchConfig, ModelConfig
-from auxrnn.train.values import coerce, parse_overrides  # noqa: F401 - parse_overrides is this module's API too
+from auxrnn.models.config import (ARCHS, AUX_KINDS, CELLS, ENCODERS, POSITIONS, READOUTS, ArchConfig,
+                                  ModelConfig)
+from auxrnn.train.values import coerce, parse_overrides, type_name  # noqa: F401 - parse_overrides: API too
 
 PRESETS = importlib.resources.files("auxrnn") / "configs"  # shipped inside the package (package data)
 
@@ -50,8 +54,8 @@ SCHEDULES = ("constant", "step", "cosine")
 
 @dataclass
 class DataConfig:
-    name: str = "mnist"                # one of DATASETS (auxrnn.data.load_dataset)
-    options: dict = field(default_factory=dict)  # passed to load_dataset, e.g. {perm_seed: 0} or {side: 40}
+    name: str = "mnist"                # the dataset (`auxrnn data info NAME` describes one)
+    options: dict = field(default_factory=dict)  # dataset options, e.g. data.options.perm_seed=0 (docs/data.md)
     root: str | None = None            # data folder; None lets the data layer find its default (decision D1)
     batch_size: int = 128              # global batch: split evenly across DDP ranks (paper: 128; decision T4)
     eval_batch_size: int = 500         # evaluation batch; evaluation never drops examples (decision T15)
@@ -62,29 +66,29 @@ class DataConfig:
 
 @dataclass
 class OptimConfig:
-    optimizer: str = "adam"            # "adam" | "rmsprop"   (decision T1: the presets choose)
+    optimizer: str = "adam"            # the optimizer (decision T1: the presets choose)
     lr: float = 1e-3                   # peak learning rate
-    schedule: str = "constant"         # "constant" | "step" | "cosine", restarted in each phase (decision T2)
+    schedule: str = "constant"         # learning-rate schedule, restarted in each phase (decision T2)
     warmup_steps: int = 0              # linear warmup at the start of each phase
-    gamma: float = 0.5                 # step schedule (decision T2): lr *= gamma ...
-    decay_every: float = 0.3           # ... after every this fraction of the phase
+    gamma: float = 0.5                 # step schedule: lr *= gamma after every optim.decay_every (decision T2)
+    decay_every: float = 0.3           # step schedule: the fraction of the phase between two decays
     min_lr: float = 0.0                # cosine schedule: final lr as a fraction of lr
     clip: float = 1.0                  # gradient-norm clipping; 0 disables (RNN gradients can explode; decision T3)
-    weight_decay: float = 0.0
+    weight_decay: float = 0.0          # L2 weight decay of the optimizer
 
 
 @dataclass
 class TrainConfig:
-    seed: int = 0                      # model init, data order, anchors, dropout (decisions T15, T17)
-    pretrain_epochs: int = 0           # phase 1, auxiliary loss only (set epochs or steps, not both)
-    pretrain_steps: int = 0
-    epochs: int = 0                    # phase 2, supervised + aux_weight * auxiliary
-    steps: int = 0
+    seed: int = 0                      # seeds model init, data order, anchors, dropout (decisions T15, T17)
+    pretrain_epochs: int = 0           # phase 1 in epochs: auxiliary loss only (epochs or steps, not both)
+    pretrain_steps: int = 0            # phase 1 in steps
+    epochs: int = 0                    # phase 2 in epochs: supervised + aux_weight * auxiliary
+    steps: int = 0                     # phase 2 in steps
     aux_weight: float = 1.0            # weight of the auxiliary loss in phase 2 (an unweighted sum; decision T14)
     eval_every: int = 0                # steps between test evaluations; 0 = only at the end (decision T18)
     log_every: int = 50                # steps between metrics.jsonl lines
     checkpoint_every: int = 1000       # steps between checkpoints (also written at every stop)
-    device: str = "auto"               # "auto" | "cpu" | "cuda" | "cuda:N"
+    device: str = "auto"               # auto (cuda when present), cpu, cuda or cuda:N
     amp: bool = False                  # bf16 autocast on CUDA; ignored on CPU (decision T24: float32 by default)
     out: str = ""                      # run folder; "" = runs/<preset>-<timestamp>
     max_minutes: float = 0.0           # wall-clock budget of this process; 0 = none. Stops with a checkpoint.
@@ -139,6 +143,45 @@ def all_keys() -> list[str]:
     for section, cls in _SECTION_TYPES.items():
         keys += [f"{section}.{f.name}" for f in dataclasses.fields(cls)]
     return keys
+
+
+# The named choices of the keys that have them (shown by `auxrnn train --help-keys`).
+CHOICES = {"data.name": DATASETS, "optim.optimizer": OPTIMIZERS, "optim.schedule": SCHEDULES,
+           "model.encoder": ENCODERS, "model.cell": CELLS, "model.aux": AUX_KINDS, "arch.name": ARCHS,
+           "arch.positions": POSITIONS, "arch.readout": READOUTS}
+
+
+@dataclass
+class KeyHelp:
+    key: str
+    type: str
+    default: Any
+    help: str
+
+
+def _field_comments(cls) -> dict[str, str]:
+    """{field: its trailing `# comment`} read from the dataclass source: the comments are the help text."""
+    comments = {}
+    for line in textwrap.dedent(inspect.getsource(cls)).splitlines():
+        m = re.match(r"    (\w+): [^#]*?#\s*(.*)$", line)
+        if m:
+            comments[m.group(1)] = m.group(2).strip()
+    return comments
+
+
+def describe_keys() -> list[KeyHelp]:
+    """Every key with its type, default and one line of help: the field's trailing comment in its dataclass
+    (the single source), followed by the choices of a key that has named ones."""
+    out = [KeyHelp("preset", "str", RunConfig.preset, _field_comments(RunConfig)["preset"])]
+    for section, cls in _SECTION_TYPES.items():
+        comments, hints, default = _field_comments(cls), _hints(cls), cls()
+        for f in dataclasses.fields(cls):
+            key = f"{section}.{f.name}"
+            text = comments.get(f.name, "")
+            if key in CHOICES:
+                text += f" [{' | '.join(CHOICES[key])}]"
+            out.append(KeyHelp(key, type_name(hints[f.name]), _plain(getattr(default, f.name)), text))
+    return out
 
 
 def _unknown(key: str) -> ValueError:
@@ -209,9 +252,9 @@ def preset_path(name: str, config_dir: Path | None = None):
 
 
 def list_presets(config_dir: Path | None = None) -> list[str]:
-    """Names of the shipped presets (or of the YAML files in `config_dir`)."""
+    """Names of the shipped presets (or of the YAML files in `config_dir`); bases (`_NAME.yaml`) are not runs."""
     folder = Path(config_dir) if config_dir else PRESETS
-    return sorted(f.name[:-5] for f in folder.iterdir() if f.name.endswith(".yaml"))
+    return sorted(f.name[:-5] for f in folder.iterdir() if f.name.endswith(".yaml") and not f.name.startswith("_"))
 
 
 def read_yaml(path) -> dict[str, Any]:
@@ -221,26 +264,66 @@ def read_yaml(path) -> dict[str, Any]:
     return flatten(data)
 
 
+def preset_layers(name: str, config_dir: Path | None = None) -> list[tuple[Any, dict[str, Any]]]:
+    """The preset NAME and its bases as (path, flat keys without `base`), the farthest base first.
+
+    A preset names at most one `base: OTHER` (a preset name, or a YAML file beside it) and lists only what
+    differs from it; the base's own base comes before it, and so on. A cycle or a missing base is an error.
+    """
+    layers: list[tuple[Any, dict[str, Any]]] = []
+    seen: list[str] = []
+    path = preset_path(name, config_dir)
+    while True:
+        if str(path) in seen:
+            names = [Path(p).name for p in [*seen, str(path)]]
+            raise ValueError(f"preset {names[0]}: its bases form a cycle: {' -> '.join(names)}")
+        seen.append(str(path))
+        keys = read_yaml(path)
+        base = keys.pop("base", None)
+        layers.insert(0, (path, keys))
+        if base is None:
+            return layers
+        if not isinstance(base, str) or not base:
+            raise ValueError(f"preset {path.name}: base must name another preset, got {base!r}")
+        local = Path(str(path)).parent / base
+        try:
+            path = local if Path(base).suffix in (".yaml", ".yml") and local.is_file() else preset_path(base, config_dir)
+        except ValueError as exc:
+            raise ValueError(f"preset {path.name}: base {base!r}: {exc}") from None
+
+
+def preset_chain(name: str, config_dir: Path | None = None) -> list[str]:
+    """NAME and its bases, nearest first: ["mnist_rlstm_t300_w10", "mnist_rlstm_t300", "_paper"]."""
+    return [Path(path.name).stem for path, _ in reversed(preset_layers(name, config_dir))]
+
+
+def preset_description(name: str, config_dir: Path | None = None) -> str:
+    """The first line of the preset's header comment (every shipped preset starts with one)."""
+    first = preset_path(name, config_dir).read_text().splitlines()[:1]
+    return first[0].lstrip("#").strip() if first and first[0].startswith("#") else ""
+
+
 def build_config(preset: str | None = "default", overrides: dict[str, Any] | None = None,
                  config_dir: Path | None = None) -> RunConfig:
-    """Defaults, then the preset (None or "none": the dataclass defaults alone), then the overrides.
+    """Defaults, then the preset's farthest base, ..., the preset itself (None or "none": the dataclass
+    defaults alone), then the overrides.
 
     Setting data.name to another dataset clears data.options (they belong to the previous dataset); within
-    the preset and within the overrides data.name is applied first, so the order on the command line
-    does not matter.
+    each preset layer and within the overrides data.name is applied first, so the order of the keys does
+    not matter.
     Validated (without data) before return.
     """
     cfg = RunConfig()
     cfg.preset = "none"
     explicit: set[str] = set()
     if preset and preset.lower() != "none":
-        path = preset_path(preset, config_dir)
-        for key, value in _dataset_first(read_yaml(path)):
-            try:
-                set_key(cfg, key, value)
-            except ValueError as exc:
-                raise ValueError(f"preset {path.name}: {exc}") from None
-            explicit.add(key)
+        for path, keys in preset_layers(preset, config_dir):
+            for key, value in _dataset_first(keys):
+                try:
+                    set_key(cfg, key, value)
+                except ValueError as exc:
+                    raise ValueError(f"preset {path.name}: {exc}") from None
+                explicit.add(key)
         cfg.preset = Path(preset).stem
     for key, value in _dataset_first(overrides or {}):
         set_key(cfg, key, value)

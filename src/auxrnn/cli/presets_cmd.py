@@ -1,0 +1,39 @@
+"""`auxrnn presets [NAME]`: every shipped preset with its one-line description, or one preset resolved."""
+from __future__ import annotations
+
+import argparse
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("presets", help="list the presets, or print one resolved",
+                       description="Without NAME: every preset shipped with auxrnn and the first line of its "
+                                   "header. With NAME (a preset or a YAML file): its chain of bases and every "
+                                   "key it resolves to, as `auxrnn train --preset NAME` would train it.")
+    p.add_argument("name", nargs="?", default=None, metavar="NAME", help="a preset name or a YAML file")
+    p.add_argument("--debug", action="store_true", help="show tracebacks")
+    p.set_defaults(func=run)
+
+
+def chain_line(name: str) -> str:
+    """`# preset NAME, base A, base B` (nearest base first): what --check and `presets NAME` print first."""
+    from auxrnn.train.config import preset_chain
+
+    chain = preset_chain(name)
+    return "# preset " + ", ".join([chain[0], *(f"base {b}" for b in chain[1:])]) + "\n"
+
+
+def run(args) -> int:
+    from auxrnn.train.config import build_config, dump_yaml, list_presets, preset_description
+
+    if args.name is None:
+        names = list_presets()
+        width = max(map(len, names))
+        for name in names:
+            print(f"{name:<{width}}  {preset_description(name)}")
+        print(f"\n{len(names)} presets: `auxrnn presets NAME` prints one resolved, "
+              "`auxrnn train --preset NAME` trains it.")
+        return 0
+    cfg = build_config(args.name)
+    description = preset_description(args.name)
+    print((f"# {description}\n" if description else "") + chain_line(args.name) + dump_yaml(cfg), end="")
+    return 0
