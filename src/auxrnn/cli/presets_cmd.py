@@ -15,11 +15,12 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def chain_line(name: str) -> str:
-    """`# preset NAME, base A, base B` (nearest base first): what --check and `presets NAME` print first."""
+    """`# preset NAME <- A <- B` (nearest base first): what `train --check` and `presets NAME` print first."""
     from auxrnn.train.config import preset_chain
 
     chain = preset_chain(name)
-    return "# preset " + ", ".join([chain[0], *(f"base {b}" for b in chain[1:])]) + "\n"
+    bases = " (each lists what differs from its base)" if len(chain) > 1 else " (no base)"
+    return "# preset " + " <- ".join(chain) + bases + "\n"
 
 
 def run(args) -> int:
