@@ -7,7 +7,8 @@ import yaml
 
 import auxrnn
 from auxrnn.cli import build_parser, main
-from auxrnn.train.config import all_keys, build_config, describe_keys, list_presets
+from auxrnn.train.config import all_keys, build_config, list_presets
+from auxrnn.train.keys import describe_keys
 
 
 @pytest.mark.parametrize("name", ["train", "eval", "data", "bench", "reproduce", "presets"])
@@ -60,7 +61,7 @@ def test_presets_lists_every_preset_with_its_header_line(capsys):
 
 
 def test_every_preset_header_is_a_one_line_description():
-    from auxrnn.train.config import preset_description
+    from auxrnn.cli.presets_cmd import preset_description
 
     for name in list_presets():
         text = preset_description(name)
@@ -88,16 +89,13 @@ def test_help_keys_lists_every_key_with_type_default_and_help(capsys):
         assert k.help and "#" not in k.help, k.key
 
 
-def test_help_keys_text_is_the_dataclass_comment(monkeypatch):
-    from auxrnn.train import config
-
+def test_help_keys_text_is_the_dataclass_comment():
     @dataclasses.dataclass
     class Probe:
         knob: int = 3                  # what the knob does (decision X1)
         bare: float = 0.5
 
-    monkeypatch.setattr(config, "_SECTION_TYPES", {"probe": Probe})
-    assert [(k.key, k.type, k.default, k.help) for k in describe_keys()[1:]] == [
+    assert [(k.key, k.type, k.default, k.help) for k in describe_keys({"probe": Probe})[1:]] == [
         ("probe.knob", "int", 3, "what the knob does (decision X1)"), ("probe.bare", "float", 0.5, "")]
 
 

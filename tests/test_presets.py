@@ -22,11 +22,11 @@ def test_every_preset_resolves_to_its_recorded_config(name):
 
 
 def test_paper_presets_share_one_base_for_the_optimizer():
-    from auxrnn.train.config import PRESETS, preset_chain
+    from auxrnn.train.config import PRESETS, preset_layers
 
     for name in list_presets():
         if name != "default":
-            assert preset_chain(name)[-1] == "_paper", name
+            assert preset_layers(name)[0][0].name == "_paper.yaml", name
     texts = [f.read_text() for f in PRESETS.iterdir() if f.name.endswith(".yaml")]
     assert sum("optim.schedule: step" in t for t in texts) == 1 and sum("optim.clip: 1.0" in t for t in texts) == 1
 

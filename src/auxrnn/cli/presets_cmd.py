@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -14,17 +15,25 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
+def preset_description(name: str) -> str:
+    """The first line of the preset's header comment (every shipped preset starts with one)."""
+    from auxrnn.train.config import preset_path
+
+    first = preset_path(name).read_text().splitlines()[:1]
+    return first[0].lstrip("#").strip() if first and first[0].startswith("#") else ""
+
+
 def chain_line(name: str) -> str:
     """`# preset NAME <- A <- B` (nearest base first): what `train --check` and `presets NAME` print first."""
-    from auxrnn.train.config import preset_chain
+    from auxrnn.train.config import preset_layers
 
-    chain = preset_chain(name)
+    chain = [Path(path.name).stem for path, _ in reversed(preset_layers(name))]
     bases = " (each lists what differs from its base)" if len(chain) > 1 else " (no base)"
     return "# preset " + " <- ".join(chain) + bases + "\n"
 
 
 def run(args) -> int:
-    from auxrnn.train.config import build_config, dump_yaml, list_presets, preset_description
+    from auxrnn.train.config import build_config, dump_yaml, list_presets
 
     if args.name is None:
         names = list_presets()

@@ -54,7 +54,7 @@ def setup_logging() -> None:
 
 def print_keys() -> None:
     """`--help-keys`: one line per key (text from the dataclass fields, auxrnn.train.config.describe_keys)."""
-    from auxrnn.train.config import describe_keys
+    from auxrnn.train.keys import describe_keys
 
     rows = [(k.key, k.type, json.dumps(k.default), k.help) for k in describe_keys()]
     widths = [max(len(r[i]) for r in rows) for i in range(3)]

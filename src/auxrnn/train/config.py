@@ -29,10 +29,8 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import importlib.resources
-import inspect
 import math
 import re
-import textwrap
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -40,9 +38,8 @@ from typing import Any
 
 import yaml
 
-from auxrnn.models.config import (ARCHS, AUX_KINDS, CELLS, ENCODERS, POSITIONS, READOUTS, ArchConfig,
-                                  ModelConfig)
-from auxrnn.train.values import coerce, parse_overrides, type_name  # noqa: F401 - parse_overrides: API too
+from auxrnn.models.config import ArchConfig, ModelConfig
+from auxrnn.train.values import coerce, parse_overrides  # noqa: F401 - parse_overrides is this module's API too
 
 PRESETS = importlib.resources.files("auxrnn") / "configs"  # shipped inside the package (package data)
 
@@ -143,45 +140,6 @@ def all_keys() -> list[str]:
     for section, cls in _SECTION_TYPES.items():
         keys += [f"{section}.{f.name}" for f in dataclasses.fields(cls)]
     return keys
-
-
-# The named choices of the keys that have them (shown by `auxrnn train --help-keys`).
-CHOICES = {"data.name": DATASETS, "optim.optimizer": OPTIMIZERS, "optim.schedule": SCHEDULES,
-           "model.encoder": ENCODERS, "model.cell": CELLS, "model.aux": AUX_KINDS, "arch.name": ARCHS,
-           "arch.positions": POSITIONS, "arch.readout": READOUTS}
-
-
-@dataclass
-class KeyHelp:
-    key: str
-    type: str
-    default: Any
-    help: str
-
-
-def _field_comments(cls) -> dict[str, str]:
-    """{field: its trailing `# comment`} read from the dataclass source: the comments are the help text."""
-    comments = {}
-    for line in textwrap.dedent(inspect.getsource(cls)).splitlines():
-        m = re.match(r"    (\w+): [^#]*?#\s*(.*)$", line)
-        if m:
-            comments[m.group(1)] = m.group(2).strip()
-    return comments
-
-
-def describe_keys() -> list[KeyHelp]:
-    """Every key with its type, default and one line of help: the field's trailing comment in its dataclass
-    (the single source), followed by the choices of a key that has named ones."""
-    out = [KeyHelp("preset", "str", RunConfig.preset, _field_comments(RunConfig)["preset"])]
-    for section, cls in _SECTION_TYPES.items():
-        comments, hints, default = _field_comments(cls), _hints(cls), cls()
-        for f in dataclasses.fields(cls):
-            key = f"{section}.{f.name}"
-            text = comments.get(f.name, "")
-            if key in CHOICES:
-                text += f" [{' | '.join(CHOICES[key])}]"
-            out.append(KeyHelp(key, type_name(hints[f.name]), _plain(getattr(default, f.name)), text))
-    return out
 
 
 def _unknown(key: str) -> ValueError:
@@ -290,17 +248,6 @@ def preset_layers(name: str, config_dir: Path | None = None) -> list[tuple[Any, 
             path = local if Path(base).suffix in (".yaml", ".yml") and local.is_file() else preset_path(base, config_dir)
         except ValueError as exc:
             raise ValueError(f"preset {path.name}: base {base!r}: {exc}") from None
-
-
-def preset_chain(name: str, config_dir: Path | None = None) -> list[str]:
-    """NAME and its bases, nearest first: ["mnist_rlstm_t300_w10", "mnist_rlstm_t300", "_paper"]."""
-    return [Path(path.name).stem for path, _ in reversed(preset_layers(name, config_dir))]
-
-
-def preset_description(name: str, config_dir: Path | None = None) -> str:
-    """The first line of the preset's header comment (every shipped preset starts with one)."""
-    first = preset_path(name, config_dir).read_text().splitlines()[:1]
-    return first[0].lstrip("#").strip() if first and first[0].startswith("#") else ""
 
 
 def build_config(preset: str | None = "default", overrides: dict[str, Any] | None = None,
