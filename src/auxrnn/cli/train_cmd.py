@@ -53,7 +53,7 @@ def setup_logging() -> None:
 
 
 def print_keys() -> None:
-    """`--help-keys`: one line per key (text from the dataclass fields, auxrnn.train.config.describe_keys)."""
+    """`--help-keys`: one line per key (its text is the comment of the dataclass field: auxrnn.train.keys)."""
     from auxrnn.train.keys import describe_keys
 
     rows = [(k.key, k.type, json.dumps(k.default), k.help) for k in describe_keys()]

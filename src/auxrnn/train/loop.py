@@ -39,13 +39,13 @@ import torch
 from auxrnn import models
 from auxrnn.memory import is_oom
 from auxrnn.train import batches, checkpoint, distributed
-from auxrnn.train.runs import CONFIG_FILE, owned
 from auxrnn.train.config import RunConfig, dump_yaml, fit_to_data
 from auxrnn.train.cpu import flush_denormals, use_threads
 from auxrnn.train.evaluation import amp, device_name, evaluate
 from auxrnn.train.metrics import MetricsLog, MetricsWindow, read_summary, write_summary
 from auxrnn.train.signals import StopSignals
 from auxrnn.train.optim import build_optimizer, lr_at, phase_of
+from auxrnn.train.runs import CONFIG_FILE, owned
 
 log = logging.getLogger("auxrnn.train")
 
