@@ -18,14 +18,34 @@ def isolated(monkeypatch, tmp_path):
     return tmp_path
 
 
+@pytest.mark.parametrize("command", ["info", "verify"])
+@pytest.mark.parametrize("name", ["mnist", "pmnist", "cifar10", "stanforddogs", "dbpedia"])
+def test_info_and_verify_never_download(isolated, capsys, monkeypatch, command, name):
+    """Only `data fetch` (and training) fetch: with nothing cached, info and verify say how to fetch."""
+    from auxrnn.data.datasets.base import _Fetched
+
+    def no_fetch(self):
+        raise AssertionError(f"`auxrnn data {command}` tried to fetch")
+
+    monkeypatch.setattr(_Fetched, "download", no_fetch)
+    monkeypatch.setenv("AUXRNN_MNIST_DIR", str(isolated / "a local copy it must not take either"))
+    root = isolated / "root"
+    assert main(["data", command, name, "--root", str(root)]) == 2
+    err = capsys.readouterr().err
+    assert "not found" in err and f"auxrnn data fetch {name}" in err and "Traceback" not in err
+    assert [p for p in root.rglob("*") if p.is_file()] == [] if root.exists() else True
+
+
 @needs_mnist
 def test_cli_info_and_verify_mnist(isolated, capsys, monkeypatch):
     root = isolated / "root"
-    assert main(["data", "verify", "mnist", "--root", str(root)]) == 2  # nothing cached yet, nothing fetched
+    monkeypatch.setenv("AUXRNN_MNIST_DIR", str(REAL_MNIST))
+    assert main(["data", "info", "mnist", "--root", str(root)]) == 2  # nothing cached yet, nothing fetched
     err = capsys.readouterr().err
     assert "auxrnn data: error:" in err and "not found" in err and "auxrnn data fetch mnist" in err
 
-    monkeypatch.setenv("AUXRNN_MNIST_DIR", str(REAL_MNIST))
+    assert main(["data", "fetch", "mnist", "--root", str(root)]) == 0
+    capsys.readouterr()
     assert main(["data", "info", "mnist", "--root", str(root)]) == 0
     out = capsys.readouterr().out
     assert "classes:   10" in out and "channels:  (256,)" in out and str(root / "MNIST" / "raw") in out

@@ -32,3 +32,13 @@ def test_readme_layout_matches_the_tree():
                    or (p.suffix == ".py" and p.name not in ("__init__.py", "__main__.py")))
     listed = {Path(p.rstrip("/")).name.replace(".py", "") for p in named}
     assert [p for p in parts if p.replace(".py", "") not in listed] == []
+
+
+def test_docs_and_scripts_speak_of_the_project_only():
+    """No word of the environment the project was built in: sessions, a folder that comes back, transfer limits."""
+    root = Path(__file__).resolve().parents[1]
+    files = [root / "README.md", *sorted((root / "docs").glob("*.md")), *sorted((root / "scripts").glob("*.sh"))]
+    for path in files:
+        text = path.read_text().lower()
+        for phrase in ("session", "comes back", "$out", "15 mib", "15m", "issue notes", "as runs complete"):
+            assert phrase not in text, f"{path.relative_to(root)} says {phrase!r}"

@@ -121,3 +121,14 @@ def test_published_run_files_regenerate_the_same_table(tmp_path, monkeypatch):
 def test_collect_shows_cells_not_run_yet(tmp_path):
     table = reproduce.markdown_table("table2-mnist", tmp_path)
     assert table.count("| not run |") == 7 and "| 11.3 |" in table
+
+
+def test_the_report_goes_under_the_runs_folder_by_default(tmp_path, monkeypatch, capsys):
+    """Never into ./docs/results.md of whatever folder reproduce runs from; --results names another file."""
+    monkeypatch.chdir(tmp_path)
+    assert main(["reproduce", "ablation-weight", "--collect", "--out", "runs"]) == 0
+    assert capsys.readouterr().out.endswith("updated runs/results.md\n")
+    assert "<!-- BEGIN auxrnn reproduce ablation-weight -->" in (tmp_path / "runs" / "results.md").read_text()
+    assert not (tmp_path / "docs").exists()
+    assert main(["reproduce", "ablation-weight", "--collect", "--out", "runs", "--results", "docs/results.md"]) == 0
+    assert (tmp_path / "docs" / "results.md").exists()

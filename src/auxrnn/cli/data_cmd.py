@@ -90,9 +90,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
     import torch
 
-    opts = _options(args)
-    if "download" in _accepted(args.name):
-        opts["download"] = False
+    opts = _cached_only(args)
     states: list[dict] = []
     for split in _splits(args):
         ds = load_dataset(args.name, split, root=args.root, **opts)
@@ -112,17 +110,21 @@ def cmd_verify(args: argparse.Namespace) -> int:
     return 0
 
 
-def _accepted(name: str) -> list[str]:
+def _cached_only(args: argparse.Namespace) -> dict:
+    """The dataset options with downloading off: `data info` and `data verify` read what is cached, never fetch."""
     from auxrnn.data import dataset_options
 
-    return dataset_options(name)
+    opts = _options(args)
+    if "download" in dataset_options(args.name):
+        opts["download"] = False
+    return opts
 
 
 def cmd_info(args: argparse.Namespace) -> int:
     from auxrnn.data import NumpyArrays, load_dataset
 
     _setup_logging()
-    opts = _options(args)
+    opts = _cached_only(args)
     first, last = True, None
     for split in _splits(args):
         ds = load_dataset(args.name, split, root=args.root, **opts)
@@ -179,7 +181,7 @@ def register(subparsers) -> None:
     for name, func, help_ in (
         ("fetch", cmd_fetch, "download (or copy from a local folder), verify and cache a dataset"),
         ("verify", cmd_verify, "check a cached dataset's checksums and contents without downloading"),
-        ("info", cmd_info, "sizes, classes, sequence lengths and where the files live"),
+        ("info", cmd_info, "sizes, classes, sequence lengths and where the files live (never downloads)"),
     ):
         sp = sub.add_parser(name, help=help_)
         _add_common(sp)

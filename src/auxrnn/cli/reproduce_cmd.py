@@ -18,7 +18,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--cells", default=None, help="comma-separated cell ids or globs (default: all)")
     p.add_argument("--device", default=None, help="train.device for every cell (cpu, cuda, cuda:N)")
     p.add_argument("--out", type=Path, default=DEFAULT_ROOT, help=f"root of the run folders (default {DEFAULT_ROOT})")
-    p.add_argument("--results", type=Path, default=RESULTS, help=f"markdown file to update (default {RESULTS})")
+    p.add_argument("--results", type=Path, default=None,
+                   help=f"markdown file to update (default: OUT/{RESULTS}; the project's own: docs/results.md)")
     p.add_argument("--parallel", type=int, default=1, metavar="N",
                    help="run up to N unfinished cells at once, each an `auxrnn train` subprocess writing "
                         "<cell folder>/stdout.log (default 1: one after another, in this process)")
@@ -38,6 +39,7 @@ def run(args) -> int:
     from auxrnn.cli.train_cmd import setup_logging
     from auxrnn.train.config import parse_overrides
 
+    results = args.results if args.results is not None else args.out / reproduce.RESULTS
     names = [n.strip() for n in args.name.split(",") if n.strip()]
     exps = [reproduce.get(n) for n in names]
     if args.parallel < 1:
@@ -77,7 +79,7 @@ def run(args) -> int:
             status = 1
     for exp in exps:
         table = reproduce.markdown_table(exp.name, args.out)
-        reproduce.update_results(args.results, exp.name, table)
+        reproduce.update_results(results, exp.name, table)
         print(table, end="")
         png = reproduce.plot_curves(exp.name, args.out)
         if png is not None:
@@ -87,5 +89,5 @@ def run(args) -> int:
             if png is not None:
                 reproduce.plot_curves(exp.name, args.out, args.publish / png.name)
             print(f"published {len(files)} run files to {args.publish / exp.name}")
-    print(f"updated {args.results}")
+    print(f"updated {results}")
     return status

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import os
 import signal
@@ -11,6 +12,8 @@ from auxrnn.cli import StderrHandler
 
 EPILOG = """examples:
   auxrnn train                                   # the default job: r-LSTM on MNIST, minutes on a CPU
+  auxrnn train --help-keys                       # every key=value override: type, default, meaning
+  auxrnn presets                                 # every preset, one line each
   auxrnn train --preset mnist_rlstm_t300 train.device=cuda
   auxrnn train --preset pmnist_lstm_full optim.lr=5e-4 train.out=runs/pm
   auxrnn train --resume runs/pm                  # continue exactly where it stopped
@@ -28,7 +31,10 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="continue the run in RUN_DIR from its last checkpoint (its config.yaml is used)")
     p.add_argument("--until-step", type=int, default=None, metavar="N",
                    help="stop with a checkpoint once N global steps are done (train in slices)")
-    p.add_argument("--check", action="store_true", help="validate and print the resolved config, then exit")
+    p.add_argument("--check", action="store_true",
+                   help="validate (device included) and print the resolved config with its chain of bases, then exit")
+    p.add_argument("--help-keys", action="store_true",
+                   help="list every config key with its type, default and meaning, then exit")
     bar = p.add_mutually_exclusive_group()
     bar.add_argument("--progress", dest="progress", action="store_true", default=None, help="force the progress bar")
     bar.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
@@ -46,12 +52,28 @@ def setup_logging() -> None:
     root.setLevel(logging.INFO if rank == 0 else logging.WARNING)
 
 
+def print_keys() -> None:
+    """`--help-keys`: one line per key (its text is the comment of the dataclass field: auxrnn.train.keys)."""
+    from auxrnn.train.keys import describe_keys
+
+    rows = [(k.key, k.type, json.dumps(k.default), k.help) for k in describe_keys()]
+    widths = [max(len(r[i]) for r in rows) for i in range(3)]
+    print(f"{'key':<{widths[0]}}  {'type':<{widths[1]}}  {'default':<{widths[2]}}  meaning")
+    for row in rows:
+        print("  ".join(f"{v:<{w}}" for v, w in zip(row, widths)) + "  " + row[3])
+    print("\nSet any key as key=value after `auxrnn train` (e.g. optim.lr=1e-3), or in a preset YAML file.")
+
+
 def run(args) -> int:
     from auxrnn import models
+    from auxrnn.cli.presets_cmd import chain_line
     from auxrnn.train.config import dump_yaml, fit_to_data, parse_overrides
     from auxrnn.train.loop import train
     from auxrnn.train.runs import new_run, resume_config
 
+    if args.help_keys:
+        print_keys()
+        return 0
     setup_logging()
     overrides = parse_overrides(args.overrides)
     if args.resume is not None:
@@ -64,7 +86,9 @@ def run(args) -> int:
     master = int(os.environ.get("RANK", "0")) == 0
     if args.check:  # everything `train` checks before its first step, without reading data where possible
         from auxrnn.data import check_options, load_dataset, static_info
+        from auxrnn.train.distributed import pick_device
 
+        pick_device(cfg.train.device)  # train.device=cuda without CUDA fails here, not at the first step
         cfg.data.options = check_options(cfg.data.name, cfg.data.options)
         info = static_info(cfg.data.name, cfg.data.options)
         if info is None:  # the files decide the shape (idx, csv folders)
@@ -75,7 +99,8 @@ def run(args) -> int:
             info = last_steps_info(info, cfg.data.keep_last)
         fit_to_data(cfg, info)
         models.check(cfg.model, cfg.arch, info.name)
-        print(dump_yaml(cfg), end="")
+        chain = chain_line(args.preset or "default") if args.resume is None and args.preset != "none" else ""
+        print(chain + dump_yaml(cfg), end="")
         return 0
 
     def announce(resolved) -> None:

@@ -8,6 +8,7 @@ are accepted); StanfordDogs `.mat` lists and JPEG folders.
 from __future__ import annotations
 
 import codecs
+import importlib.util
 import csv
 import gzip
 import os
@@ -263,8 +264,21 @@ def max_class_csv(path: str | os.PathLike) -> int:
 
 
 # ----------------------------------------------------------------------------------- StanfordDogs
+DOGS_EXTRA = "pip install 'auxrnn[dogs]'"
+
+
+def require_dogs_readers() -> None:
+    """StanfordDogs alone needs scipy (its .mat lists) and pillow (its JPEGs): the `dogs` extra."""
+    missing = [name for name, module in (("scipy", "scipy.io"), ("pillow", "PIL.Image"))
+               if importlib.util.find_spec(module.split(".")[0]) is None]
+    if missing:
+        raise RuntimeError(f"StanfordDogs needs {' and '.join(missing)}, which auxrnn installs only with its "
+                           f"`dogs` extra: {DOGS_EXTRA}")
+
+
 def read_dogs_list(path: str | os.PathLike) -> tuple[list[str], np.ndarray]:
     """`train_list.mat` / `test_list.mat` -> (relative paths 'breed/img.jpg', labels int64 0-based)."""
+    require_dogs_readers()
     import scipy.io
 
     path = Path(path)
@@ -291,6 +305,7 @@ def read_dogs_list(path: str | os.PathLike) -> tuple[list[str], np.ndarray]:
 
 def decode_resize(path: str | os.PathLike, side: int) -> np.ndarray:
     """One image file -> uint8 (side, side, 3) RGB, resized (bilinear, aspect ratio not kept; decision D6)."""
+    require_dogs_readers()
     from PIL import Image
 
     try:

@@ -60,22 +60,22 @@ def parse_truncate(value: Any) -> int | str:
 class ModelConfig:
     """The (r-/p-)LSTM: architecture and truncation. Defaults: the paper's (§2), else decisions M1-M18."""
 
-    channels: tuple[int, ...] = (256,)  # vocabulary size of each input channel
-    n_classes: int = 10
-    encoder: str = "embedding"          # "embedding" | "scalar" (decision M13)
-    embed_dim: int = 128
-    cell: str = "lstm"                  # "lstm" | "gru"
-    hidden: int = 128
-    aux: str = "reconstruct"            # "reconstruct" (r-LSTM) | "predict" (p-LSTM) | "both" | "none"
-    n_anchors: int = 1
-    subseq_len: int = 600               # L
+    channels: tuple[int, ...] = (256,)  # vocabulary size of each input channel (filled from the data)
+    n_classes: int = 10                # classes of the task (filled from the data)
+    encoder: str = "embedding"          # how an input element enters the LSTM (decision M13)
+    embed_dim: int = 128                # width of the input embedding
+    cell: str = "lstm"                  # the recurrent cell
+    hidden: int = 128                   # units of the main recurrent cell
+    aux: str = "reconstruct"            # the auxiliary loss: reconstruct (r-LSTM), predict (p-LSTM), both, none
+    n_anchors: int = 1                  # anchors per sequence, each with its auxiliary subsequence
+    subseq_len: int = 600               # L, the length of each auxiliary subsequence
     truncate: int | str = 300           # supervised BPTT: "full", K > 0, or 0 (no gradient into the core)
     aux_truncate: int = 300             # auxiliary BPTT: r-LSTM steps before each anchor; p-LSTM segment length
-    aux_hidden: int = 256
-    aux_layers: int = 2
-    ffn_hidden: int = 256
-    dropout: float = 0.0                # decisions M14, B5
-    teacher_forcing: bool = True        # decision M7
+    aux_hidden: int = 256               # units of each layer of the auxiliary decoder
+    aux_layers: int = 2                 # layers of the auxiliary decoder
+    ffn_hidden: int = 256               # width of the two-layer classifier on the last state
+    dropout: float = 0.0                # dropout of the classifier (decisions M14, B5)
+    teacher_forcing: bool = True        # the decoder reads the true previous element (decision M7)
     chunk: int = 256                    # steps per call of the no-grad read (an upper bound on CPU; decision M16)
     forget_bias: float = 1.0            # initial LSTM forget-gate bias, every LSTM (decision M17)
 
@@ -112,12 +112,12 @@ class ArchConfig:
     that model.* describes (auxrnn.models.transformer.matched_transformer_config).
     """
 
-    name: str = "rnn"                  # one of ARCHS
+    name: str = "rnn"                  # which model trains: the (r-/p-)LSTM of model.*, or a baseline
     d_model: int = 0                   # transformer width; 0 = matched to the r-LSTM's parameter count
     n_layers: int = 0                  # transformer depth; 0 = matched
-    n_heads: int = 4
-    positions: str = "sinusoidal"      # "sinusoidal" | "learned" (a max_len x d_model table)
-    readout: str = "mean"              # "mean" over real elements | "cls" token
+    n_heads: int = 4                   # transformer attention heads
+    positions: str = "sinusoidal"      # transformer positions (learned: a max_len x d_model table)
+    readout: str = "mean"              # transformer readout: mean over real elements, or a cls token
     checkpoint: bool = False           # recompute each layer in backward (less activation memory)
     max_len: int = 0                   # learned positions: table length; 0 = the data's longest sequence
 

@@ -8,7 +8,7 @@ from auxrnn.reproduce.experiments import get
 from auxrnn.reproduce.runner import DEFAULT_ROOT, cell_command, cell_dir
 from auxrnn.train.metrics import read_summary
 
-RESULTS = Path("docs") / "results.md"
+RESULTS = "results.md"  # the report, written under the runs folder (--out) unless --results names another file
 
 
 def collect(name: str, root: Path = DEFAULT_ROOT) -> list[dict]:

@@ -8,8 +8,9 @@ A run is described by five sections, each a dataclass with a default for every k
     optim.*  OptimConfig   optimizer, learning rate and its schedule, clipping, weight decay
     train.*  TrainConfig   seed, phase lengths, aux_weight, evaluation, device, run folder, time budget
 
-A preset (`auxrnn/configs/NAME.yaml`, shipped with the package, or any YAML file) is a flat mapping of dotted keys to values and lists only what differs from
-the defaults; nested sections (`model: {truncate: 300}`) are accepted too. Command-line overrides use the
+A preset (`auxrnn/configs/NAME.yaml`, shipped with the package, or any YAML file) is a flat mapping of dotted
+keys to values and lists only what differs from the defaults, or from its `base: OTHER` preset (bases that
+are not runs themselves are named `_NAME.yaml`); nested sections (`model: {truncate: 300}`) are accepted too. Command-line overrides use the
 same dotted keys (`model.truncate=300`, `optim.lr=1e-3`). Every value is checked against the type of its
 field (auxrnn.train.values) and every key against the dataclasses: a typo is an error, never a silently
 ignored knob.
@@ -27,7 +28,6 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
-import importlib.resources
 import math
 import re
 import typing
@@ -38,9 +38,8 @@ from typing import Any
 import yaml
 
 from auxrnn.models.config import ArchConfig, ModelConfig
+from auxrnn.train.presets import PRESETS, list_presets, preset_layers, preset_path  # noqa: F401 - this API too
 from auxrnn.train.values import coerce, parse_overrides  # noqa: F401 - parse_overrides is this module's API too
-
-PRESETS = importlib.resources.files("auxrnn") / "configs"  # shipped inside the package (package data)
 
 # The names of auxrnn.data.DATASETS (this module imports no data code; tests/test_config.py keeps them equal).
 DATASETS = ("mnist", "pmnist", "cifar10", "stanforddogs", "dbpedia", "idx", "csv", "copy", "adding", "arrays")
@@ -51,8 +50,8 @@ PRECISIONS = ("fp32", "bf16", "auto")
 
 @dataclass
 class DataConfig:
-    name: str = "mnist"                # one of DATASETS (auxrnn.data.load_dataset)
-    options: dict = field(default_factory=dict)  # passed to load_dataset, e.g. {perm_seed: 0} or {side: 40}
+    name: str = "mnist"                # the dataset (`auxrnn data info NAME` describes one)
+    options: dict = field(default_factory=dict)  # dataset options, e.g. data.options.perm_seed=0 (docs/data.md)
     root: str | None = None            # data folder; None lets the data layer find its default (decision D1)
     batch_size: int = 128              # global batch: split evenly across DDP ranks (paper: 128; decision T4)
     eval_batch_size: int = 500         # evaluation batch; evaluation never drops examples (decision T15)
@@ -64,31 +63,30 @@ class DataConfig:
 
 @dataclass
 class OptimConfig:
-    optimizer: str = "adam"            # "adam" | "rmsprop"   (decision T1: the presets choose)
+    optimizer: str = "adam"            # the optimizer (decision T1: the presets choose)
     lr: float = 1e-3                   # peak learning rate
-    schedule: str = "constant"         # "constant" | "step" | "cosine", restarted in each phase (decision T2)
+    schedule: str = "constant"         # learning-rate schedule, restarted in each phase (decision T2)
     warmup_steps: int = 0              # linear warmup at the start of each phase
-    gamma: float = 0.5                 # step schedule (decision T2): lr *= gamma ...
-    decay_every: float = 0.3           # ... after every this fraction of the phase
+    gamma: float = 0.5                 # step schedule: lr *= gamma after every optim.decay_every (decision T2)
+    decay_every: float = 0.3           # step schedule: the fraction of the phase between two decays
     min_lr: float = 0.0                # cosine schedule: final lr as a fraction of lr
     clip: float = 1.0                  # gradient-norm clipping; 0 disables (RNN gradients can explode; decision T3)
-    weight_decay: float = 0.0
+    weight_decay: float = 0.0          # L2 weight decay of the optimizer
 
 
 @dataclass
 class TrainConfig:
-    seed: int = 0                      # model init, data order, anchors, dropout (decisions T15, T17)
-    pretrain_epochs: int = 0           # phase 1, auxiliary loss only (set epochs or steps, not both)
-    pretrain_steps: int = 0
-    epochs: int = 0                    # phase 2, supervised + aux_weight * auxiliary
-    steps: int = 0
+    seed: int = 0                      # seeds model init, data order, anchors, dropout (decisions T15, T17)
+    pretrain_epochs: int = 0           # phase 1 in epochs: auxiliary loss only (epochs or steps, not both)
+    pretrain_steps: int = 0            # phase 1 in steps
+    epochs: int = 0                    # phase 2 in epochs: supervised + aux_weight * auxiliary
+    steps: int = 0                     # phase 2 in steps
     aux_weight: float = 1.0            # weight of the auxiliary loss in phase 2 (an unweighted sum; decision T14)
     eval_every: int = 0                # steps between test evaluations; 0 = only at the end (decision T18)
     log_every: int = 50                # steps between metrics.jsonl lines
     checkpoint_every: int = 1000       # steps between checkpoints (also written at every stop)
-    device: str = "auto"               # "auto" | "cpu" | "cuda" | "cuda:N"
-    precision: str = "fp32"            # "fp32" | "bf16" (autocast) | "auto": bf16 where the device computes it
-                                       # natively, else fp32 (decisions T24, T28)
+    device: str = "auto"               # auto (cuda when present), cpu, cuda or cuda:N
+    precision: str = "fp32"            # fp32, bf16 (autocast) or auto: bf16 where the device has it natively (T28)
     train_eval_size: int = 0           # training examples (a fixed subset) also scored at each evaluation
     out: str = ""                      # run folder; "" = runs/<preset>-<timestamp>
     max_minutes: float = 0.0           # wall-clock budget of this process; 0 = none. Stops with a checkpoint.
@@ -194,58 +192,27 @@ def flatten(mapping: dict, prefix: str = "") -> dict[str, Any]:
     return flat
 
 
-def preset_path(name: str, config_dir: Path | None = None):
-    """The preset NAME shipped with auxrnn (auxrnn/configs/NAME.yaml), or NAME itself when it is a YAML file.
-
-    Returns a path-like object with `.name` and `.read_text()` (a Path, or a package resource).
-    """
-    p = Path(name)
-    if p.suffix in (".yaml", ".yml"):
-        if p.is_file():
-            return p
-        if p.parent != Path("."):
-            raise ValueError(f"preset file {name} does not exist")
-    folder = Path(config_dir) if config_dir else PRESETS
-    path = folder / f"{p.stem if p.suffix in ('.yaml', '.yml') else name}.yaml"
-    if not path.is_file():
-        known = ", ".join(list_presets(config_dir)) or "(none found)"
-        raise ValueError(f"unknown preset {name!r}: not a YAML file here and not one of auxrnn's presets: {known}")
-    return path
-
-
-def list_presets(config_dir: Path | None = None) -> list[str]:
-    """Names of the shipped presets (or of the YAML files in `config_dir`)."""
-    folder = Path(config_dir) if config_dir else PRESETS
-    return sorted(f.name[:-5] for f in folder.iterdir() if f.name.endswith(".yaml"))
-
-
-def read_yaml(path) -> dict[str, Any]:
-    data = yaml.safe_load(path.read_text()) or {}
-    if not isinstance(data, dict):
-        raise ValueError(f"{path}: a preset must be a mapping of keys to values, got {type(data).__name__}")
-    return flatten(data)
-
-
 def build_config(preset: str | None = "default", overrides: dict[str, Any] | None = None,
                  config_dir: Path | None = None) -> RunConfig:
-    """Defaults, then the preset (None or "none": the dataclass defaults alone), then the overrides.
+    """Defaults, then the preset's farthest base, ..., the preset itself (None or "none": the dataclass
+    defaults alone), then the overrides.
 
     Setting data.name to another dataset clears data.options (they belong to the previous dataset); within
-    the preset and within the overrides data.name is applied first, so the order on the command line
-    does not matter.
+    each preset layer and within the overrides data.name is applied first, so the order of the keys does
+    not matter.
     Validated (without data) before return.
     """
     cfg = RunConfig()
     cfg.preset = "none"
     explicit: set[str] = set()
     if preset and preset.lower() != "none":
-        path = preset_path(preset, config_dir)
-        for key, value in _dataset_first(read_yaml(path)):
-            try:
-                set_key(cfg, key, value)
-            except ValueError as exc:
-                raise ValueError(f"preset {path.name}: {exc}") from None
-            explicit.add(key)
+        for path, keys in preset_layers(preset, config_dir):
+            for key, value in _dataset_first(flatten(keys)):
+                try:
+                    set_key(cfg, key, value)
+                except ValueError as exc:
+                    raise ValueError(f"preset {path.name}: {exc}") from None
+                explicit.add(key)
         cfg.preset = Path(preset).stem
     for key, value in _dataset_first(overrides or {}):
         set_key(cfg, key, value)

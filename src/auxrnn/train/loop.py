@@ -43,10 +43,9 @@ from auxrnn.train.evaluation import device_name, evaluate
 from auxrnn.train.metrics import MetricsLog, MetricsWindow, read_summary, write_summary
 from auxrnn.train.signals import StopSignals
 from auxrnn.train.optim import build_optimizer, lr_at, phase_of, plan_phases
+from auxrnn.train.runs import CONFIG_FILE, owned
 
 log = logging.getLogger("auxrnn.train")
-
-CONFIG_FILE = "config.yaml"
 
 
 class NonFiniteLoss(RuntimeError):
@@ -80,7 +79,7 @@ def train(cfg: RunConfig, run_dir: Path, *, resume: bool = False, until_step: in
     d = distributed.setup(cfg.train.device)
     threads = use_threads(cfg.train.threads)  # before any parallel work: this process's share of the cores
     try:
-        with flush_denormals(d.device):  # decision T22
+        with owned(run_dir, d.is_master), flush_denormals(d.device):  # one process trains in a run folder; T22
             run = Run(cfg, run_dir, d, threads)
             try:
                 return run.fit(resume, until_step, progress, on_start)

@@ -7,11 +7,14 @@ Each metrics.jsonl line is one JSON object with a `kind`:
     {"kind": "eval",  "step", "epoch", "phase", "test_acc", "val_acc"?, "eval_seconds"}
     {"kind": "event", "step", "event": "start" | "resume" | "stop" | ..., ...}
 
-Accuracies are percentages. Only rank 0 writes.
+Accuracies are percentages. Only rank 0 writes. metrics.jsonl is always written; the TensorBoard events
+need the `tensorboard` extra: without it `train.tensorboard=true` (the default) logs one warning and the run
+goes on with metrics.jsonl alone.
 """
 from __future__ import annotations
 
 import json
+import logging
 import math
 import resource
 import time
@@ -19,8 +22,25 @@ from pathlib import Path
 
 import torch
 
+log = logging.getLogger("auxrnn.train")
+
 METRICS = "metrics.jsonl"
 SUMMARY = "summary.json"
+TENSORBOARD_EXTRA = "pip install 'auxrnn[tensorboard]'"
+_warned: list[bool] = []  # the missing-TensorBoard warning is logged once per process
+
+
+def summary_writer():
+    """torch's SummaryWriter class, or None (warned once) when the tensorboard package is not installed."""
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError:
+        if not _warned:
+            _warned.append(True)
+            log.warning("TensorBoard is not installed, so this run writes metrics.jsonl without TensorBoard "
+                        "events: %s adds them (train.tensorboard=false silences this)", TENSORBOARD_EXTRA)
+        return None
+    return SummaryWriter
 
 
 def peak_memory_mib(device: torch.device) -> float:
@@ -60,13 +80,12 @@ class MetricsLog:
             tmp.replace(self.path)
         self._file = open(self.path, "a", buffering=1)
         self._tb = None
-        if tensorboard:
-            from torch.utils.tensorboard import SummaryWriter
-
+        writer = summary_writer() if tensorboard else None
+        if writer is not None:
             purge = None if keep_until is None else keep_until + 1  # events at steps >= purge are dropped
             tb_dir = Path(run_dir) / "tensorboard"
             _after_existing_event_files(tb_dir)
-            self._tb = SummaryWriter(log_dir=str(tb_dir), purge_step=purge)
+            self._tb = writer(log_dir=str(tb_dir), purge_step=purge)
 
     def write(self, record: dict) -> None:
         record = _clean(record)

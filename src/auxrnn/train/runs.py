@@ -6,18 +6,27 @@
     RUN/checkpoints/last.pt  the latest checkpoint (written atomically)
     RUN/summary.json         status, test_accuracy, steps, epochs, wall_seconds, device, ...
     RUN/curves.png           loss and accuracy curves
+    RUN/lock                 the pid of the process training in RUN; locked (fcntl) while it trains
+
+A run folder has one owner: the process that trains in it holds an exclusive lock on RUN/lock for the
+whole run (rank 0 alone under DDP), so a second `train --resume RUN` or `train.out=RUN` is refused. The
+operating system drops the lock when its holder exits, crashed or killed, so a dead owner never blocks.
 """
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
+import fcntl
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import yaml
 
 from auxrnn.train.config import RunConfig, build_config, from_dict, set_key, validate
-from auxrnn.train.loop import CONFIG_FILE
+
+CONFIG_FILE = "config.yaml"
+LOCK_FILE = "lock"
 
 # Keys that may change when a run is resumed; everything else is fixed by the run's config.yaml
 # (changing e.g. the model or the seed would make the resumed run a different run).
@@ -40,6 +49,7 @@ def new_run(preset: str | None, overrides: dict[str, Any]) -> tuple[RunConfig, P
     cfg = build_config(preset, overrides)
     run_dir = default_run_dir(cfg)
     cfg.train.out = str(run_dir)
+    refuse_if_owned(run_dir)
     if (run_dir / "checkpoints" / "last.pt").exists():
         raise ValueError(f"run folder {run_dir} already holds a checkpoint: continue it with "
                          f"`auxrnn train --resume {run_dir}` or choose another train.out")
@@ -49,6 +59,7 @@ def new_run(preset: str | None, overrides: dict[str, Any]) -> tuple[RunConfig, P
 def resume_config(run_dir: Path, overrides: dict[str, Any]) -> RunConfig:
     """The saved config of `run_dir`, with the few overrides a resume allows."""
     path = Path(run_dir) / CONFIG_FILE
+    refuse_if_owned(run_dir)
     if not path.exists():
         raise FileNotFoundError(f"{run_dir} is not a run folder: no {CONFIG_FILE}")
     cfg = from_dict(yaml.safe_load(path.read_text()))
@@ -59,3 +70,59 @@ def resume_config(run_dir: Path, overrides: dict[str, Any]) -> RunConfig:
         set_key(cfg, key, value)
     cfg.train.out = str(run_dir)
     return validate(cfg)
+
+
+class RunFolderBusy(RuntimeError):
+    """Another live process trains in this run folder."""
+
+
+def _busy(run_dir: Path, fd: int) -> RunFolderBusy:
+    pid = os.pread(fd, 32, 0).decode(errors="replace").strip() or "unknown"
+    return RunFolderBusy(f"run folder {run_dir} is in use: process {pid} is training in it (it holds "
+                         f"{Path(run_dir) / LOCK_FILE}); wait for it to end or stop it, then resume the run")
+
+
+def refuse_if_owned(run_dir: Path) -> None:
+    """Raise RunFolderBusy when a live process holds the folder's lock; creates nothing. Rank 0 only (under
+    DDP rank 0 takes the lock, so the other ranks would find it held)."""
+    if int(os.environ.get("RANK", "0")) != 0:
+        return
+    try:
+        fd = os.open(Path(run_dir) / LOCK_FILE, os.O_RDONLY)
+    except FileNotFoundError:
+        return
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        raise _busy(run_dir, fd) from None
+    finally:
+        os.close(fd)  # closing drops the probe's own shared lock
+
+
+@contextlib.contextmanager
+def owned(run_dir: Path, owner: bool = True) -> Iterator[None]:
+    """Hold the exclusive lock of `run_dir` (creating the folder) for the body; RunFolderBusy if taken.
+
+    `owner=False` (the ranks other than 0 under DDP) takes nothing. The lock file keeps the holder's pid.
+    A folder made here that holds nothing else at the end (a run refused before its first write) is removed.
+    """
+    if not owner:
+        yield
+        return
+    run_dir = Path(run_dir)
+    made = not run_dir.exists()
+    run_dir.mkdir(parents=True, exist_ok=True)
+    fd = os.open(run_dir / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise _busy(run_dir, fd) from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        yield
+    finally:
+        if made and [p.name for p in run_dir.iterdir()] == [LOCK_FILE]:
+            (run_dir / LOCK_FILE).unlink()
+            run_dir.rmdir()
+        os.close(fd)  # releases the lock; the file stays (an unlocked lock file means no owner)

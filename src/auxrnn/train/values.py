@@ -11,7 +11,7 @@ from typing import Any
 import yaml
 
 
-def _type_name(hint) -> str:
+def type_name(hint) -> str:
     if isinstance(hint, type):
         return hint.__name__
     return str(hint).replace("typing.", "")
@@ -20,7 +20,7 @@ def _type_name(hint) -> str:
 def coerce(key: str, value: Any, hint) -> Any:
     """Return `value` as the field type `hint`, or raise ValueError naming key, value and the type."""
     def bad(extra: str = ""):
-        raise ValueError(f"{key}={value!r} has the wrong type: expected {_type_name(hint)}{extra}")
+        raise ValueError(f"{key}={value!r} has the wrong type: expected {type_name(hint)}{extra}")
 
     origin = typing.get_origin(hint)
     if origin in (typing.Union, types.UnionType):

@@ -65,6 +65,7 @@ class StanfordDogs(_Fetched, SequenceDataset):
         mirrors: Sequence[str] | None = None,
     ):
         super().__init__(split, root)
+        formats.require_dogs_readers()  # before fetching 800 MB it could not read
         self.side = self._check_side(side)
         self.local_dir = Path(local_dir).expanduser() if local_dir is not None else None
         self.mirror_urls = list(self.mirrors if mirrors is None else mirrors)
