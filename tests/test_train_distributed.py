@@ -24,6 +24,7 @@ def test_two_gloo_ranks_train_to_identical_parameters(tmp_path):
     assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
     summary = json.loads((run / "summary.json").read_text())
     assert summary["status"] == "finished" and summary["world_size"] == 2
+    assert (summary["threads"], summary["threads_from"]) == (1, "OMP_NUM_THREADS")  # the user's, kept
     hashes = summary["param_sha256"]
     assert len(hashes) == 2 and hashes[0] == hashes[1]
     assert summary["test_count"] == 35  # gathered across ranks: every example once, none dropped

@@ -346,7 +346,7 @@ class Run:
                      f" | resuming at step {self.step} from {ckpt_file.name}" if ckpt is not None else "")
             self.metrics.write({"kind": "event", "event": "resume" if ckpt is not None else "start", "step": self.step,
                                 "world_size": d.world_size, "device": str(d.device), "params": n_params,
-                                "threads": self.threads[0]})
+                                "threads": self.threads[0], "threads_from": self.threads[1]})
         from tqdm.auto import tqdm
 
         show = d.is_master and (sys.stderr.isatty() if progress is None else progress)
