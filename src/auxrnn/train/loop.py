@@ -148,7 +148,8 @@ class Run:
 
     def __init__(self, cfg: RunConfig, run_dir: Path, d: distributed.Dist, threads: tuple[int, str]):
         self.cfg, self.run_dir, self.d, self.threads = cfg, run_dir, d, threads
-        self.splits = batches.load_splits(cfg.data)
+        with distributed.node_leader_first(d):  # one fetch per node at most (decision D10)
+            self.splits = batches.load_splits(cfg.data)
         fit_to_data(cfg, self.splits.info, len(self.splits.train))
         models.check(cfg.model, cfg.arch, self.splits.info.name)  # e.g. no matching Transformer: before any work
         if cfg.data.batch_size % d.world_size:
