@@ -50,7 +50,7 @@ def run(args) -> int:
     from auxrnn import models
     from auxrnn.train.config import dump_yaml, fit_to_data, parse_overrides
     from auxrnn.train.loop import train
-    from auxrnn.train.runs import new_run, resume_config
+    from auxrnn.train.runs import elastic_restart, new_run, resume_config
 
     setup_logging()
     overrides = parse_overrides(args.overrides)
@@ -62,6 +62,12 @@ def run(args) -> int:
     else:
         cfg, run_dir = new_run(args.preset or "default", overrides)
     master = int(os.environ.get("RANK", "0")) == 0
+    # After a failure torchrun (--max-restarts K) starts the same command again: the job continues from its
+    # run folder by itself (new_run has checked that the checkpoint there is this job's).
+    restarted = args.resume is None and not args.check and elastic_restart() > 0
+    if restarted:
+        logging.getLogger("auxrnn.train").info("torchrun restart %d: continuing %s from its last checkpoint",
+                                               elastic_restart(), run_dir)
     if args.check:  # everything `train` checks before its first step, without reading data where possible
         from auxrnn.data import check_options, load_dataset, static_info
 
@@ -78,7 +84,7 @@ def run(args) -> int:
         print(f"# auxrnn train: {'resuming ' + str(run_dir) if args.resume else 'run folder ' + str(run_dir)}")
         print(dump_yaml(resolved), end="", flush=True)
 
-    summary = train(cfg, run_dir, resume=args.resume is not None, until_step=args.until_step, progress=args.progress,
+    summary = train(cfg, run_dir, resume=args.resume is not None or restarted, until_step=args.until_step, progress=args.progress,
                     on_start=announce)
     if master:
         if summary["status"] == "finished":

@@ -9,6 +9,8 @@ A checkpoint holds everything a run needs to continue as if it had never stopped
     rng          one entry per rank: torch, CUDA, numpy, python and the anchor generator, as tensors/lists
     data         extra data state (decisions T10, D9), e.g. the pMNIST permutation, checked on resume
     wall_seconds training time spent so far over all slices
+    elastic_run_id  TORCHELASTIC_RUN_ID of the torchrun job that wrote it (None without torchrun):
+                 a restarted job resumes only its own checkpoint
 
 Two checkpoints are kept, each with its sha256 beside it:
 
