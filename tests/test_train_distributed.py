@@ -106,3 +106,44 @@ def test_two_gloo_ranks_fetch_the_data_once_then_both_train(tmp_path):
     assert len(set(summary["param_sha256"])) == 1 and len(summary["param_sha256"]) == 2
     assert "torchrun's default OMP_NUM_THREADS=1 replaced" in summary["threads_from"]
     assert "/ 2 ranks on this host" in summary["threads_from"]
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.mark.determinism
+@pytest.mark.slow
+def test_two_torchrun_agents_as_two_nodes_train_like_one_process(tmp_path):
+    """The multi-node command of docs/distributed.md on one machine: two agents (--nnodes 2, one rank
+    each) meet at a c10d rendezvous on 127.0.0.1 and train like one process on the same global batch."""
+    args = [*TINY, "model.subseq_len=30", "model.aux_truncate=30", "train.pretrain_steps=2", "train.steps=3",
+            "train.checkpoint_every=0", "train.device=cpu", "--no-progress"]
+    env = same_threads_env()
+    one, two = tmp_path / "one", tmp_path / "nodes"
+    res = subprocess.run([sys.executable, "-m", "auxrnn", "train", *args, f"train.out={one}"],
+                         capture_output=True, text=True, timeout=120, env=env)
+    assert res.returncode == 0, res.stderr[-3000:]
+    node = [sys.executable, "-m", "torch.distributed.run", "--nnodes", "2", "--nproc-per-node", "1",
+            "--rdzv-backend", "c10d", "--rdzv-endpoint", f"127.0.0.1:{_free_port()}", "--rdzv-id", "auxrnn-test",
+            "-m", "auxrnn", "train", *args, f"train.out={two}"]
+    agents = [subprocess.Popen(node, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+              for _ in range(2)]
+    try:
+        outs = [a.communicate(timeout=180)[0] for a in agents]
+    finally:
+        for a in agents:
+            if a.poll() is None:
+                a.kill()
+    assert [a.returncode for a in agents] == [0, 0], "\n".join(o[-3000:] for o in outs)
+    summary = json.loads((two / "summary.json").read_text())
+    assert summary["world_size"] == 2 and summary["status"] == "finished"
+    a = torch.load(one / "checkpoints" / "last.pt", map_location="cpu", weights_only=True)
+    b = torch.load(two / "checkpoints" / "last.pt", map_location="cpu", weights_only=True)
+    assert a["step"] == b["step"] == 5
+    for name, p in a["model"].items():
+        torch.testing.assert_close(b["model"][name], p, rtol=1e-5, atol=1e-6, msg=lambda m: f"{name}: {m}")
