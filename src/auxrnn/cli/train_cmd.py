@@ -84,8 +84,8 @@ def run(args) -> int:
         print(f"# auxrnn train: {'resuming ' + str(run_dir) if args.resume else 'run folder ' + str(run_dir)}")
         print(dump_yaml(resolved), end="", flush=True)
 
-    summary = train(cfg, run_dir, resume=args.resume is not None or restarted, until_step=args.until_step, progress=args.progress,
-                    on_start=announce)
+    summary = train(cfg, run_dir, resume=args.resume is not None or restarted, until_step=args.until_step,
+                    progress=args.progress, on_start=announce)
     if master:
         if summary["status"] == "finished":
             print(f"test accuracy {summary['test_accuracy']:.2f}% ({summary['test_correct']}/{summary['test_count']}) "
