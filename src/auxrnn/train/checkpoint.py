@@ -85,7 +85,8 @@ def _write(path: Path, data: bytes) -> None:
 
 
 def save(path: Path, payload: dict) -> None:
-    """Write `path` (normally RUN/checkpoints/last.pt) and its checksum; the old one becomes prev.pt.
+    """Write `path` (normally RUN/checkpoints/last.pt) and its checksum; the old one becomes prev.pt. The
+    torchrun job writing it (TORCHELASTIC_RUN_ID) is recorded: only that job's restarts resume it by themselves.
 
     Every file is written under a temporary name, fsynced and moved with os.replace; the rotation moves
     the old pair away before the new pair arrives, so no moment leaves a checkpoint beside a wrong checksum.
@@ -93,7 +94,7 @@ def save(path: Path, payload: dict) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     buf = io.BytesIO()
-    torch.save({"format": FORMAT, **payload}, buf)
+    torch.save({"format": FORMAT, "elastic_run_id": os.environ.get("TORCHELASTIC_RUN_ID"), **payload}, buf)
     data = buf.getvalue()
     tmp, tmp_sum = path.with_name(path.name + ".tmp"), path.with_name(path.name + ".sha256.tmp")
     _write(tmp, data)

@@ -82,6 +82,13 @@ def gather_objects(obj, d: Dist) -> list:
     return out
 
 
+def same_on_every_rank(value, d: Dist, problem: str) -> None:
+    """Raise RuntimeError(`problem`, with every rank's value) unless all ranks hold the same `value`."""
+    values = gather_objects(value, d)
+    if len(set(values)) > 1:
+        raise RuntimeError(f"{problem} (by rank: {values})")
+
+
 def barrier(d: Dist) -> None:
     if d.enabled:
         dist.barrier()

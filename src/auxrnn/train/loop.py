@@ -26,7 +26,6 @@ import gc
 import hashlib
 import logging
 import math
-import os
 import random
 import signal
 import sys
@@ -308,7 +307,6 @@ class Run:
                 "wall_seconds": self.wall_before + time.monotonic() - self.t0,
                 "phase": phase_of(self.step, self.plan.pretrain_steps), "window": self.window.state(),
                 "plan": {"pretrain_steps": self.plan.pretrain_steps, "total_steps": self.plan.total_steps},
-                "elastic_run_id": os.environ.get("TORCHELASTIC_RUN_ID"),  # whose restart may resume it (runs.py)
             })
 
     def _stop_flags(self, stop: StopSignals) -> tuple[int, bool]:
@@ -336,11 +334,8 @@ class Run:
         self._build()
         if ckpt is not None:
             self.restore(ckpt, ckpt_file)
-        if d.enabled:  # every rank must continue from the same checkpoint: the run folder is shared
-            starts = distributed.gather_objects(self.step, d)
-            if len(set(starts)) > 1:
-                raise RuntimeError(f"the ranks found different checkpoints in {self.run_dir} (steps {starts} by "
-                                   "rank): every node must see the same run folder (a shared file system)")
+        distributed.same_on_every_rank(self.step, d, f"the ranks found different checkpoints in {self.run_dir}: every "
+                                       "node must see the same run folder (a shared file system)")
         if d.is_master:
             # What was logged after the checkpoint this run starts from is dropped: those steps are trained
             # again (a run that starts from step 0 in a folder an earlier attempt left keeps nothing of it).
