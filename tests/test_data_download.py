@@ -90,7 +90,9 @@ def server():
 
 
 def _no_partials(folder: Path) -> list[str]:
-    return [p.name for p in folder.rglob("*") if p.suffix in (".part", ".tmp", ".gz") or p.name.startswith(".")]
+    """Leftovers of a fetch under `folder`: partial, temporary or hidden files (the fetch lock is meant to stay)."""
+    return [p.name for p in folder.rglob("*")
+            if p.suffix in (".part", ".tmp", ".gz") or (p.name.startswith(".") and p.suffix != ".lock")]
 
 
 # ------------------------------------------------------------------------------------- download_url

@@ -3,11 +3,13 @@ from __future__ import annotations
 
 import json
 import os
+from pathlib import Path
 
 import torch
 
 from auxrnn import reproduce
 from auxrnn.cli import main
+from auxrnn.reproduce import runner
 
 TINY_PRESET = ["data.name: copy", "data.options.length: 30", "data.options.size: 16", "data.batch_size: 8",
                "model.subseq_len: 10", "model.truncate: 10", "model.aux_truncate: 10", "model.hidden: 16",
@@ -88,3 +90,63 @@ def test_dry_run_lists_the_baseline_cells(capsys):
     assert "--preset mnist_transformer" in out and "--preset dogs_transformer" in out
     assert out.count("--preset dogs_transformer") == 8
     assert "--preset dbpedia_sa_lstm" in out and "--preset dbpedia_lm_lstm" in out
+
+
+
+def _spread(tmp_path, monkeypatch, n_gpus: int, *extra: str) -> dict[str, str | None]:
+    """Run a 4-cell table with --parallel 2 on a machine simulated to have `n_gpus` GPUs, each child a stand-in
+    that records the CUDA_VISIBLE_DEVICES it was given and finishes at once; {cell: its GPU or None}."""
+    preset = tmp_path / "tiny.yaml"
+    preset.write_text("\n".join(TINY_PRESET) + "\n")
+    cpu_cell = {"train.device": "cpu"}
+    exp = reproduce.Experiment("four", "Four cells", "For the test.", [
+        reproduce.Cell("a", "r-LSTM", str(preset), "1"), reproduce.Cell("b", "r-LSTM", str(preset), "2"),
+        reproduce.Cell("c", "r-LSTM", str(preset), "3", cpu_cell), reproduce.Cell("d", "r-LSTM", str(preset), "4")])
+    monkeypatch.setitem(reproduce.EXPERIMENTS, "four", exp)
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: n_gpus)
+    got: dict[str, str | None] = {}
+
+    class Child:
+        def __init__(self, argv, env=None, **kwargs):
+            out = Path(next(a.split("=", 1)[1] for a in argv if a.startswith("train.out=")))
+            got[out.name] = (env or os.environ).get("CUDA_VISIBLE_DEVICES")
+            (out / "summary.json").write_text(json.dumps({"status": "finished", "test_accuracy": 50.0}))
+
+        def poll(self):
+            return 0
+
+    monkeypatch.setattr(runner.subprocess, "Popen", Child)
+    root = tmp_path / "runs"
+    assert main(["reproduce", "four", "--parallel", "2", "--out", str(root), "--results", str(tmp_path / "r.md"),
+                 *extra]) == 0
+    return got
+
+
+def test_parallel_cells_are_spread_round_robin_over_the_visible_gpus(tmp_path, monkeypatch):
+    # Cells a, b, d use the preset's train.device=auto: GPUs 0, 1, 0 in start order; c is a CPU cell.
+    assert _spread(tmp_path, monkeypatch, 2) == {"a": "0", "b": "1", "c": None, "d": "0"}
+
+
+def test_gpus_chooses_the_gpus_the_cells_are_spread_over(tmp_path, monkeypatch):
+    assert _spread(tmp_path, monkeypatch, 4, "--gpus", "3,1") == {"a": "3", "b": "1", "c": None, "d": "3"}
+
+
+def test_cpu_only_cells_and_machines_get_no_gpu(tmp_path, monkeypatch):
+    assert _spread(tmp_path, monkeypatch, 0) == {"a": None, "b": None, "c": None, "d": None}
+    (tmp_path / "x").mkdir()
+    assert set(_spread(tmp_path / "x", monkeypatch, 2, "--device", "cpu").values()) == {None}
+
+
+def test_a_childs_gpu_is_named_as_the_parents_cuda_visible_devices_names_it(monkeypatch):
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "2,5")
+    assert runner.visible_gpus() == ["2", "5"]
+    assert [runner.gpu_for("auto", i, ["2", "5"]) for i in range(3)] == ["2", "5", "2"]
+    assert runner.gpu_for("cuda:1", 0, ["2", "5"]) is None  # pinned by the user: left alone
+
+
+def test_gpus_is_refused_without_parallel_cells_or_with_an_empty_id(capsys):
+    assert main(["reproduce", "table2-mnist", "--gpus", "0,1"]) == 2
+    assert "--gpus spreads the cells of --parallel N" in capsys.readouterr().err
+    assert main(["reproduce", "table2-mnist", "--parallel", "2", "--gpus", "0,,1"]) == 2
+    assert "comma-separated GPU ids" in capsys.readouterr().err

@@ -23,6 +23,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--parallel", type=int, default=1, metavar="N",
                    help="run up to N unfinished cells at once, each an `auxrnn train` subprocess writing "
                         "<cell folder>/stdout.log (default 1: one after another, in this process)")
+    p.add_argument("--gpus", default=None, metavar="ID[,ID...]",
+                   help="with --parallel N: the GPUs (CUDA_VISIBLE_DEVICES entries) the GPU cells are spread over, "
+                        "round-robin, one per child (default: every visible GPU)")
     p.add_argument("--retry-oom", action="store_true",
                    help="run cells whose recorded result is out-of-memory again (default: keep the result)")
     p.add_argument("--dry-run", action="store_true", help="list the cells and their exact commands; run nothing")
@@ -44,6 +47,14 @@ def run(args) -> int:
     exps = [reproduce.get(n) for n in names]
     if args.parallel < 1:
         raise ValueError(f"--parallel {args.parallel}: must be >= 1")
+    gpus = None
+    if args.gpus is not None:
+        gpus = [g.strip() for g in args.gpus.split(",")]
+        if not all(gpus):
+            raise ValueError(f"--gpus {args.gpus!r}: give comma-separated GPU ids, e.g. --gpus 0,1")
+        if args.parallel < 2:
+            raise ValueError("--gpus spreads the cells of --parallel N (N >= 2) over GPUs; to run one cell at a "
+                             "time on one GPU, use --device cuda:N")
     cells = [c.strip() for c in args.cells.split(",") if c.strip()] if args.cells else None
     extra = parse_overrides(args.overrides)
     if args.device:
@@ -62,7 +73,8 @@ def run(args) -> int:
     if not args.collect:
         if args.parallel > 1:
             pool = [(exp, c) for exp in exps for c in chosen[exp.name]]
-            records = reproduce.run_parallel(pool, args.out, extra, args.parallel, retry_oom=args.retry_oom)
+            records = reproduce.run_parallel(pool, args.out, extra, args.parallel, retry_oom=args.retry_oom,
+                                             gpus=gpus)
         else:
             records = []
             for exp in exps:

@@ -69,7 +69,7 @@ def run(args) -> int:
     from auxrnn.cli.presets_cmd import chain_line
     from auxrnn.train.config import dump_yaml, fit_to_data, parse_overrides
     from auxrnn.train.loop import train
-    from auxrnn.train.runs import new_run, resume_config
+    from auxrnn.train.runs import elastic_restart, new_run, resume_config
 
     if args.help_keys:
         print_keys()
@@ -84,6 +84,12 @@ def run(args) -> int:
     else:
         cfg, run_dir = new_run(args.preset or "default", overrides)
     master = int(os.environ.get("RANK", "0")) == 0
+    # After a failure torchrun (--max-restarts K) starts the same command again: the job continues from its
+    # run folder by itself (new_run has checked that the checkpoint there is this job's).
+    restarted = args.resume is None and not args.check and elastic_restart() > 0
+    if restarted:
+        logging.getLogger("auxrnn.train").info("torchrun restart %d: continuing %s from its last checkpoint",
+                                               elastic_restart(), run_dir)
     if args.check:  # everything `train` checks before its first step, without reading data where possible
         from auxrnn.data import check_options, load_dataset, static_info
         from auxrnn.train.distributed import pick_device
@@ -107,8 +113,8 @@ def run(args) -> int:
         print(f"# auxrnn train: {'resuming ' + str(run_dir) if args.resume else 'run folder ' + str(run_dir)}")
         print(dump_yaml(resolved), end="", flush=True)
 
-    summary = train(cfg, run_dir, resume=args.resume is not None, until_step=args.until_step, progress=args.progress,
-                    on_start=announce)
+    summary = train(cfg, run_dir, resume=args.resume is not None or restarted, until_step=args.until_step,
+                    progress=args.progress, on_start=announce)
     if master:
         if summary["status"] == "finished":
             print(f"test accuracy {summary['test_accuracy']:.2f}% ({summary['test_correct']}/{summary['test_count']}) "

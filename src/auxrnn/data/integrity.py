@@ -5,12 +5,17 @@ and renamed only after its checksum passes, so a crash or a bad source never lea
 under the final name. A download in progress lives in ``<name>.part`` and is resumed with an HTTP
 ``Range`` request; a ``.part`` whose finished content fails its checksum is deleted.
 
+Two writers never fetch into one place at once: a fetch holds `fetch_lock`, an exclusive lock on
+``<data root>/.<Folder>.lock`` (decision D11), so DDP ranks, `reproduce --parallel` children and two users
+sharing a data root take turns, and whoever comes second finds the files in place.
+
 Also the pieces every dataset's fetching shares: `RemoteFile` (a URL and its published checksums),
 `download_remote`, `matching_remote`, `transient` downloads, `Staging` folders, `find_in`, `folder_from_env`.
 """
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import gzip
 import hashlib
 import logging
@@ -95,6 +100,29 @@ def atomic_path(final: str | os.PathLike, suffix: str = ".tmp") -> Iterator[Path
     finally:
         if tmp_path.exists():
             tmp_path.unlink()
+
+
+@contextlib.contextmanager
+def fetch_lock(root: str | os.PathLike, name: str) -> Iterator[Path]:
+    """Hold an exclusive lock on ``<root>/.<name>.lock`` for the block; waits while another holder has it.
+
+    flock(2) locks belong to the open file, so two threads of one process exclude each other as two
+    processes do; the OS releases the lock when its holder dies, so a killed fetch never blocks the next.
+    The lock file stays (removing it would race with a waiter that already opened it).
+    """
+    root = Path(root)
+    root.mkdir(parents=True, exist_ok=True)
+    path = root / f".{name}.lock"
+    with open(path, "a+b") as f:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            log.info("waiting for another process fetching into %s (%s)", root, path.name)
+            fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield path
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
 
 
 # ------------------------------------------------------------------------------------------ gzip

@@ -6,6 +6,7 @@ command can be repeated across short GPU slices until the table is complete.
 from __future__ import annotations
 
 import logging
+import os
 import shlex
 import signal
 import subprocess
@@ -137,14 +138,51 @@ def child_command(exp: Experiment, cell: Cell, root: Path = DEFAULT_ROOT, extra:
     return argv + ["--preset", cell.preset] + [_fmt(k, v) for k, v in cell_overrides(exp, cell, root, extra).items()]
 
 
+def visible_gpus() -> list[str]:
+    """The GPUs this process may give its children, as CUDA_VISIBLE_DEVICES names them: this process's own
+    CUDA_VISIBLE_DEVICES entries when it has one (a child's value is read against the whole machine),
+    else 0 .. torch.cuda.device_count() - 1."""
+    env = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if env is not None:
+        return [g.strip() for g in env.split(",") if g.strip()]
+    import torch
+
+    return [str(i) for i in range(torch.cuda.device_count())]
+
+
+def _cell_device(exp: Experiment, cell: Cell, folder: Path, root: Path, extra: dict) -> str:
+    """train.device the cell's child will use: --device, else its saved config (a resume), else its preset."""
+    if "train.device" in extra:
+        return str(extra["train.device"])
+    from auxrnn.train.config import build_config
+    from auxrnn.train.runs import resume_config
+
+    if (folder / "config.yaml").exists():
+        return resume_config(folder, {}).train.device
+    return build_config(cell.preset, cell_overrides(exp, cell, root, extra)).train.device
+
+
+def gpu_for(device: str, order: int, gpus: list[str]) -> str | None:
+    """The GPU (a CUDA_VISIBLE_DEVICES entry) of the `order`-th GPU cell started, round-robin over `gpus`;
+    None for a CPU cell, a cell pinned to cuda:N, or no GPU at all."""
+    if not gpus or device == "cpu" or device.startswith("cuda:"):
+        return None
+    return gpus[order % len(gpus)]
+
+
 def run_parallel(cells: list[tuple[Experiment, Cell]], root: Path = DEFAULT_ROOT, extra: dict | None = None,
-                 parallel: int = 2, *, retry_oom: bool = False, poll: float = 0.2) -> list[dict]:
+                 parallel: int = 2, *, retry_oom: bool = False, poll: float = 0.2,
+                 gpus: list[str] | None = None) -> list[dict]:
     """Run up to `parallel` unfinished cells at once, each as its own `auxrnn train` subprocess.
 
     Each child writes its output to <cell folder>/stdout.log (appended: one log across slices). Cells that two
     experiments share run once. SIGINT/SIGTERM to this process sends SIGTERM to every running child (each
     stops with a checkpoint) and starts no further cell. Returns one record per cell, its status read from
     the cell's summary.json ("failed" when a child exited without one, e.g. a config error).
+
+    GPU cells (train.device auto or cuda) are spread round-robin over `gpus` (default `visible_gpus()`):
+    each child sees one GPU through CUDA_VISIBLE_DEVICES and uses it as cuda:0. CPU cells and cells pinned
+    to cuda:N are started as they are; so is every cell on a machine without a GPU.
     """
     records: list[dict] = []
     queue: list[tuple[Experiment, Cell, Path]] = []
@@ -164,6 +202,8 @@ def run_parallel(cells: list[tuple[Experiment, Cell]], root: Path = DEFAULT_ROOT
     extra = dict(extra or {})
     if "train.threads" not in extra:  # each child its share of the cores (OMP_NUM_THREADS, if set, still wins)
         extra["train.threads"] = choose_threads(0, processes=min(parallel, max(len(queue), 1)))[0]
+    gpus = visible_gpus() if gpus is None else list(gpus)
+    started_on_gpu = 0
     running: list[tuple[Experiment, Cell, Path, subprocess.Popen, object]] = []
     stop = {"signum": 0}
 
@@ -186,13 +226,19 @@ def run_parallel(cells: list[tuple[Experiment, Cell]], root: Path = DEFAULT_ROOT
                 exp, cell, folder = queue.pop(0)
                 folder.mkdir(parents=True, exist_ok=True)
                 argv = child_command(exp, cell, root, extra)
+                gpu = gpu_for(_cell_device(exp, cell, folder, root, extra), started_on_gpu, gpus) if gpus else None
+                env = None
+                if gpu is not None:
+                    started_on_gpu += 1
+                    env = {**os.environ, "CUDA_VISIBLE_DEVICES": gpu}
+                where = "" if gpu is None else f"CUDA_VISIBLE_DEVICES={gpu} "
                 logf = open(folder / "stdout.log", "ab")
-                logf.write(f"$ {shlex.join(argv)}\n".encode())
+                logf.write(f"$ {where}{shlex.join(argv)}\n".encode())
                 logf.flush()
-                log.info("[%s/%s] started (%d running): %s > %s", exp.name, cell.id, len(running) + 1,
+                log.info("[%s/%s] started (%d running): %s%s > %s", exp.name, cell.id, len(running) + 1, where,
                          shlex.join(argv[2:]), folder / "stdout.log")
                 proc = subprocess.Popen(argv, stdout=logf, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                        start_new_session=True)  # a terminal's Ctrl-C reaches the parent only
+                                        start_new_session=True, env=env)  # a terminal's Ctrl-C reaches the parent only
                 running.append((exp, cell, folder, proc, logf))
             if stop["signum"] and queue:
                 for exp, cell, folder in queue:

@@ -9,6 +9,8 @@ A checkpoint holds everything a run needs to continue as if it had never stopped
     rng          one entry per rank: torch, CUDA, numpy, python and the anchor generator, as tensors/lists
     data         extra data state (decisions T10, D9), e.g. the pMNIST permutation, checked on resume
     wall_seconds training time spent so far over all slices
+    elastic_run_id  TORCHELASTIC_RUN_ID of the torchrun job that wrote it (None without torchrun):
+                 a restarted job resumes only its own checkpoint
 
 Two checkpoints are kept, each with its sha256 beside it:
 
@@ -89,7 +91,8 @@ def _write(path: Path, data: bytes) -> None:
 
 
 def save(path: Path, payload: dict, *, keep_previous: bool = True) -> None:
-    """Write `path` (normally RUN/checkpoints/last.pt) and its checksum; the old one becomes prev.pt.
+    """Write `path` (normally RUN/checkpoints/last.pt) and its checksum; the old one becomes prev.pt. The
+    torchrun job writing it (TORCHELASTIC_RUN_ID) is recorded: only that job's restarts resume it by themselves.
 
     Every file is written under a temporary name, fsynced and moved with os.replace; the rotation moves
     the old pair away before the new pair arrives, so no moment leaves a checkpoint beside a wrong checksum.
@@ -98,7 +101,7 @@ def save(path: Path, payload: dict, *, keep_previous: bool = True) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     buf = io.BytesIO()
-    torch.save({"format": FORMAT, **payload}, buf)
+    torch.save({"format": FORMAT, "elastic_run_id": os.environ.get("TORCHELASTIC_RUN_ID"), **payload}, buf)
     data = buf.getvalue()
     tmp, tmp_sum = path.with_name(path.name + ".tmp"), path.with_name(path.name + ".sha256.tmp")
     _write(tmp, data)

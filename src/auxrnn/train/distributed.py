@@ -3,10 +3,12 @@
 A run is distributed when torchrun (or `python -m torch.distributed.run`) has set RANK and WORLD_SIZE
 with WORLD_SIZE > 1. The backend is NCCL on CUDA and gloo on CPU. Rank 0 alone logs and checkpoints;
 every rank takes its own slice of each global batch (decision T4) and its own anchor generator (seed + rank,
-decision T17).
+decision T17). Data is loaded by local rank 0 of each node first (`node_leader_first`), so one process per
+node fetches it while the others wait (decision D11).
 """
 from __future__ import annotations
 
+import contextlib
 import os
 from dataclasses import dataclass
 
@@ -80,6 +82,28 @@ def gather_objects(obj, d: Dist) -> list:
     return out
 
 
+def same_on_every_rank(value, d: Dist, problem: str) -> None:
+    """Raise RuntimeError(`problem`, with every rank's value) unless all ranks hold the same `value`."""
+    values = gather_objects(value, d)
+    if len(set(values)) > 1:
+        raise RuntimeError(f"{problem} (by rank: {values})")
+
+
 def barrier(d: Dist) -> None:
     if d.enabled:
         dist.barrier()
+
+
+@contextlib.contextmanager
+def node_leader_first(d: Dist):
+    """Run the block in local rank 0 of each node first, then in the node's other ranks (decision D11).
+
+    For loading data that may have to be fetched: the leader fetches and verifies (under the data root's
+    file lock, which also serialises the leaders of several nodes sharing one root) while the others wait
+    at a barrier, then read the files in place. A leader that fails exits, and torchrun stops the rest.
+    """
+    if d.enabled and d.local_rank != 0:
+        barrier(d)
+    yield
+    if d.enabled and d.local_rank == 0:
+        barrier(d)

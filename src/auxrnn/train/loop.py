@@ -117,7 +117,8 @@ class Run:
 
     def __init__(self, cfg: RunConfig, run_dir: Path, d: distributed.Dist, threads: tuple[int, str]):
         self.cfg, self.run_dir, self.d, self.threads = cfg, run_dir, d, threads
-        self.splits = batches.load_splits(cfg.data)
+        with distributed.node_leader_first(d):  # one fetch per node at most (decision D11)
+            self.splits = batches.load_splits(cfg.data)
         fit_to_data(cfg, self.splits.info, len(self.splits.train))
         models.check(cfg.model, cfg.arch, self.splits.info.name)  # e.g. no matching Transformer: before any work
         if cfg.data.batch_size % d.world_size:
@@ -312,6 +313,8 @@ class Run:
         self._build()
         if ckpt is not None:
             self.restore(ckpt, ckpt_file)
+        distributed.same_on_every_rank(self.step, d, f"the ranks found different checkpoints in {self.run_dir}: every "
+                                       "node must see the same run folder (a shared file system)")
         if d.is_master:
             # What was logged after the checkpoint this run starts from is dropped: those steps are trained
             # again (a run that starts from step 0 in a folder an earlier attempt left keeps nothing of it).
@@ -326,7 +329,8 @@ class Run:
                      f" | resuming at step {self.step} from {ckpt_file.name}" if ckpt is not None else "")
             self.metrics.write({"kind": "event", "event": "resume" if ckpt is not None else "start", "step": self.step,
                                 "world_size": d.world_size, "device": str(d.device), "params": n_params,
-                                "threads": self.threads[0], "precision": self.precision})
+                                "threads": self.threads[0], "threads_from": self.threads[1],
+                                "precision": self.precision})
         from tqdm.auto import tqdm
 
         show = d.is_master and (sys.stderr.isatty() if progress is None else progress)

@@ -23,6 +23,7 @@ from typing import Any, Iterator
 
 import yaml
 
+from auxrnn.train import checkpoint
 from auxrnn.train.config import RunConfig, build_config, from_dict, set_key, validate
 
 CONFIG_FILE = "config.yaml"
@@ -44,13 +45,28 @@ def default_run_dir(cfg: RunConfig) -> Path:
     return Path("runs") / f"{cfg.preset}-{stamp}"
 
 
+def elastic_restart() -> int:
+    """How often torchrun has restarted this job after a failure (TORCHELASTIC_RESTART_COUNT; 0 without torchrun)."""
+    return int(os.environ.get("TORCHELASTIC_RESTART_COUNT", "0") or 0)
+
+
+def _restarted_job_of(run_dir: Path) -> bool:
+    """Whether this is a torchrun restart (`--max-restarts K`) of the job that wrote run_dir's checkpoint:
+    its checkpoint names this job's TORCHELASTIC_RUN_ID (a restart of another job's folder is refused)."""
+    if elastic_restart() <= 0:
+        return False
+    ckpt, _ = checkpoint.resume_point(run_dir)
+    return ckpt is not None and ckpt.get("elastic_run_id") == os.environ.get("TORCHELASTIC_RUN_ID")
+
+
 def new_run(preset: str | None, overrides: dict[str, Any]) -> tuple[RunConfig, Path]:
-    """Config and folder of a fresh run; refuses a folder that already holds a checkpoint."""
+    """Config and folder of a fresh run; refuses a folder that already holds a checkpoint, except the job's
+    own after a torchrun restart (the caller then resumes it: `elastic_restart`)."""
     cfg = build_config(preset, overrides)
     run_dir = default_run_dir(cfg)
     cfg.train.out = str(run_dir)
     refuse_if_owned(run_dir)
-    if (run_dir / "checkpoints" / "last.pt").exists():
+    if (run_dir / "checkpoints" / "last.pt").exists() and not _restarted_job_of(run_dir):
         raise ValueError(f"run folder {run_dir} already holds a checkpoint: continue it with "
                          f"`auxrnn train --resume {run_dir}` or choose another train.out")
     return cfg, run_dir

@@ -17,7 +17,7 @@ import torch
 from torch.utils.data import Dataset
 
 from .. import sequences
-from ..integrity import folder_from_env, try_sources
+from ..integrity import fetch_lock, folder_from_env, try_sources
 
 log = logging.getLogger("auxrnn.data")
 
@@ -213,11 +213,18 @@ class _Fetched:
         self.download()
 
     def download(self) -> None:
-        """Fetch, verify and install the files; returns at once when they are already there."""
+        """Fetch, verify and install the files; returns at once when they are already there.
+
+        The fetch holds the data root's lock for this folder (`fetch_lock`); whoever waited for it checks
+        again and finds the files another process fetched meanwhile.
+        """
         if self.check_exists():
             return
-        self.raw_folder.mkdir(parents=True, exist_ok=True)
-        try_sources(self._what(), self.sources(), f"{self._not_found()} {self._manual_hint()}")
+        with fetch_lock(self.root, self.folder.name):
+            if self.check_exists():
+                return
+            self.raw_folder.mkdir(parents=True, exist_ok=True)
+            try_sources(self._what(), self.sources(), f"{self._not_found()} {self._manual_hint()}")
 
     def _folder_then_mirrors(self, env: str, mirrors: Sequence, label: Callable = str):
         """Sources: the local folder (`local_dir` or $env) through `_fetch_from_folder`, then each mirror."""
