@@ -50,7 +50,7 @@ def test_override_without_equals_sign_is_refused():
 @pytest.mark.parametrize("items, message", [
     (["model.truncate=-1", "train.steps=1"], r"model\.truncate=-1 is invalid: use 'full'"),
     (["model.truncate=half", "train.steps=1"], r"model\.truncate='half' is invalid"),
-    (["model.aux=decode", "train.steps=1"], r"model\.aux='decode' is invalid: choose one of reconstruct, predict, both, none"),
+    (["model.aux=reconstruct+", "train.steps=1"], r"model\.aux='reconstruct\+' is invalid: use 'none', 'both'"),
     (["optim.optimizer=sgd", "train.steps=1"], r"optim\.optimizer='sgd' is invalid: choose one of adam, rmsprop"),
     (["optim.schedule=linear", "train.steps=1"], r"optim\.schedule='linear' is invalid: choose one of constant, step, cosine"),
     (["data.name=imagenet", "train.steps=1"], r"data\.name='imagenet' is invalid: choose one of mnist"),
@@ -68,6 +68,15 @@ def test_override_without_equals_sign_is_refused():
 def test_bad_configs_are_refused_with_key_value_and_choices(items, message):
     with pytest.raises(ValueError, match=message):
         cfg_with(*items)
+
+
+def test_an_unknown_objective_is_refused_before_any_work_naming_the_registered_ones():
+    from auxrnn import models
+    cfg = cfg_with("model.aux=decode", "train.steps=1")
+    with pytest.raises(ValueError, match=r"model\.aux='decode' is invalid: unknown objective\(s\) \['decode'\].*"
+                                         r"reconstruct, predict, reconstruct_values, predict_values"):
+        models.check(cfg.model, cfg.arch)
+    assert models.check(cfg_with("model.aux=predict+reconstruct_values", "train.steps=1").model, cfg.arch)
 
 
 def test_subsequence_longer_than_the_sequence_is_refused():

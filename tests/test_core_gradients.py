@@ -2,9 +2,8 @@
 import pytest
 import torch
 
-from auxrnn.core.anchors import sample_anchors
+from auxrnn.core.inputs import as_steps
 from auxrnn.core.recurrent import Recurrent
-from auxrnn.core.inputs import as_tokens
 from auxrnn.models import AuxRNN, ModelConfig
 
 from reference import reference_loss
@@ -32,7 +31,7 @@ def _grads(model, loss):
 
 def assert_same_gradients(model, x, lengths, y, anchors, phase="train", aux_weight=1.0):
     fast = model(x, lengths, y, anchors=anchors, phase=phase, aux_weight=aux_weight)
-    slow = reference_loss(model, as_tokens(x), lengths, y, fast.anchors, phase, aux_weight)
+    slow = reference_loss(model, as_steps(x), lengths, y, fast.anchors, phase, aux_weight)
     torch.testing.assert_close(fast.loss, slow, rtol=1e-10, atol=1e-12)
     g_fast, g_slow = _grads(model, fast.loss), _grads(model, slow)
     for name in g_fast:
@@ -42,8 +41,11 @@ def assert_same_gradients(model, x, lengths, y, anchors, phase="train", aux_weig
 
 def _anchors(model, lengths, n, seed=3):
     g = torch.Generator().manual_seed(seed)
-    kinds = [k for k, h in (("reconstruct", model.reconstructor), ("predict", model.predictor)) if h is not None]
-    return {k: sample_anchors(lengths, n, model.cfg.subseq_len, k, g) for k in kinds}
+    out = {}
+    for key, obj in zip(model.keys, model.objectives):
+        obj.n_anchors = n
+        out[key] = obj.sample(lengths, g)
+    return out
 
 
 @pytest.mark.parametrize("aux", ["reconstruct", "predict", "both"])

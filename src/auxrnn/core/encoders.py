@@ -35,6 +35,11 @@ class Encoder(nn.Module):
             self.proj = nn.Linear(len(self.channels), dim)
 
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        if tokens.is_floating_point():
+            raise ValueError(f"this encoder reads integer tokens (uint8 pixels, int64 ids), got dtype {tokens.dtype}; "
+                             "for real values give the model your own encoder, e.g. nn.Linear(C, D)")
+        if tokens.shape[-1] != len(self.channels):
+            raise ValueError(f"inputs have {tokens.shape[-1]} channels per step, the model expects {len(self.channels)}")
         tokens = tokens.long()
         if self.kind == "embedding":
             emb = self.table(tokens + self.offsets)  # (..., C, dim)

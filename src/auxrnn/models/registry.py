@@ -17,7 +17,8 @@ from typing import Any, Mapping
 
 from torch import nn
 
-from auxrnn.models.auxrnn import AuxRNN
+from auxrnn.core.model import AuxModel
+from auxrnn.models.auxrnn import AuxRNN, objective_names
 from auxrnn.models.config import ARCHS, ArchConfig, ModelConfig
 from auxrnn.models.pretrained_lstm import PretrainedLSTMConfig, SequencePretrainedLSTM
 from auxrnn.models.transformer import (TransformerClassifier, TransformerConfig, matched_transformer_config,
@@ -37,7 +38,8 @@ def resolve(model: ModelConfig, arch: ArchConfig) -> AnyConfig:
             raise ValueError(f"arch.name='transformer': {exc}; set both arch.d_model and arch.n_layers to choose "
                              "its size yourself, or describe the r-LSTM to match with model.*") from None
     if arch.name == "rnn":
-        return model.validate()
+        objective_names(model.validate())  # every name of model.aux is a registered objective
+        return model
     return PretrainedLSTMConfig.of(model, _KIND[arch.name]).validate()
 
 
@@ -78,9 +80,7 @@ def can_pretrain(model: nn.Module) -> bool:
     """Whether phase "pretrain" has a loss for this model."""
     if isinstance(model, SequencePretrainedLSTM):
         return True
-    if isinstance(model, AuxRNN):
-        return model.cfg.aux != "none"
-    return False
+    return isinstance(model, AuxModel) and bool(model.objectives)
 
 
 def _split(d: Mapping[str, Any], cls) -> tuple[dict, dict]:
