@@ -96,8 +96,8 @@ def reference_loss(model, x, lengths, y, anchors, phase="train", aux_weight=1.0)
     """The loss whose gradient the fast step must reproduce. x: (B, T, ...); anchors as given to the model."""
     K = model.truncate
     B = x.shape[0]
-    dtype = next(model.core.parameters()).dtype
-    loss = torch.zeros((), dtype=dtype)
+    w = next(model.core.parameters())
+    loss = torch.zeros((), dtype=w.dtype, device=w.device)
     if phase == "train":
         preds = []
         for b in range(B):
@@ -144,3 +144,20 @@ def reference_loss(model, x, lengths, y, anchors, phase="train", aux_weight=1.0)
     if aux is not None:
         loss = aux if phase == "pretrain" else loss + aux_weight * aux
     return loss
+
+
+def _grads(model, loss):
+    model.zero_grad()
+    loss.backward()
+    return {n: (p.grad.clone() if p.grad is not None else torch.zeros_like(p)) for n, p in model.named_parameters()}
+
+
+def assert_same_gradients(model, x, lengths, y, anchors, phase="train", aux_weight=1.0, rtol=1e-9):
+    """The fast step's loss and every parameter's gradient equal the reference's (float64)."""
+    fast = model(x, lengths, y, anchors=anchors, phase=phase, aux_weight=aux_weight)
+    slow = reference_loss(model, x, lengths, y, fast.anchors, phase, aux_weight)
+    torch.testing.assert_close(fast.loss, slow, rtol=rtol * 0.1, atol=1e-12)
+    g_fast, g_slow = _grads(model, fast.loss), _grads(model, slow)
+    for name in g_fast:
+        torch.testing.assert_close(g_fast[name], g_slow[name], rtol=rtol, atol=1e-12, msg=lambda m: f"{name}: {m}")
+    assert any(g.abs().sum() > 0 for g in g_fast.values())

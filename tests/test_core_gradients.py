@@ -2,11 +2,10 @@
 import pytest
 import torch
 
-from auxrnn.core.inputs import as_steps
 from auxrnn.core.recurrent import Recurrent
 from auxrnn.models import AuxRNN, ModelConfig
 
-from reference import reference_loss
+from reference import assert_same_gradients
 
 
 def _model(**kw):
@@ -21,22 +20,6 @@ def _batch(lengths, T, channels=(16,), seed=1):
     g = torch.Generator().manual_seed(seed)
     x = torch.stack([torch.randint(0, v, (len(lengths), T), generator=g) for v in channels], dim=-1)
     return x, torch.tensor(lengths), torch.randint(0, 3, (len(lengths),), generator=g)
-
-
-def _grads(model, loss):
-    model.zero_grad()
-    loss.backward()
-    return {n: (p.grad.clone() if p.grad is not None else torch.zeros_like(p)) for n, p in model.named_parameters()}
-
-
-def assert_same_gradients(model, x, lengths, y, anchors, phase="train", aux_weight=1.0):
-    fast = model(x, lengths, y, anchors=anchors, phase=phase, aux_weight=aux_weight)
-    slow = reference_loss(model, as_steps(x), lengths, y, fast.anchors, phase, aux_weight)
-    torch.testing.assert_close(fast.loss, slow, rtol=1e-10, atol=1e-12)
-    g_fast, g_slow = _grads(model, fast.loss), _grads(model, slow)
-    for name in g_fast:
-        torch.testing.assert_close(g_fast[name], g_slow[name], rtol=1e-9, atol=1e-12, msg=lambda m: f"{name}: {m}")
-    assert any(g.abs().sum() > 0 for g in g_fast.values())
 
 
 def _anchors(model, lengths, n, seed=3):

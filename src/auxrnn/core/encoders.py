@@ -12,7 +12,7 @@ ENCODERS = ("embedding", "scalar")
 
 
 class Encoder(nn.Module):
-    """tokens (..., C) int -> (..., dim).
+    """tokens (..., C) int -> (..., dim); (B, t) is one channel.
 
     "embedding": the sum of one learned vector per channel (one table, channel offsets), e.g. 256 pixel
     levels, or 3 x 256 for RGB (decision M13). "scalar": a linear map of the values scaled to [0, 1] per
@@ -38,6 +38,8 @@ class Encoder(nn.Module):
         if tokens.is_floating_point():
             raise ValueError(f"this encoder reads integer tokens (uint8 pixels, int64 ids), got dtype {tokens.dtype}; "
                              "for real values give the model your own encoder, e.g. nn.Linear(C, D)")
+        if tokens.dim() == 2:  # (B, t): one channel
+            tokens = tokens.unsqueeze(-1)
         if tokens.shape[-1] != len(self.channels):
             raise ValueError(f"inputs have {tokens.shape[-1]} channels per step, the model expects {len(self.channels)}")
         tokens = tokens.long()

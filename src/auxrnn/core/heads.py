@@ -25,10 +25,12 @@ def token_nll(
     """Summed cross entropy over real targets, one softmax per channel (decision M8).
 
     Args:
-        logits: (R, L, sum(channels)); targets: (R, L, C) int; mask: (R, L) CPU bool.
+        logits: (R, L, sum(channels)); targets: (R, L, C) or (R, L) int; mask: (R, L) CPU bool.
     Returns:
         (sum of negative log-likelihoods, number of scored tokens counting each channel).
     """
+    if targets.dim() == logits.dim() - 1:  # (R, L): one channel
+        targets = targets.unsqueeze(-1)
     m = mask.to(logits.device)
     total = logits.new_zeros(())
     for c, piece in enumerate(torch.split(logits, list(channels), dim=-1)):

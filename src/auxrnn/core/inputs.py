@@ -16,8 +16,14 @@ def as_steps(x: torch.Tensor) -> torch.Tensor:
 
 
 def check_batch(x: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Inputs as (B, T, ...) and lengths as (B,) CPU int64 values in [1, T]."""
-    x = as_steps(x)
+    """Inputs as (B, T, ...) with a channel axis, and lengths as (B,) CPU int64 values in [1, T]."""
+    return check_lengths(as_steps(x), lengths)
+
+
+def check_lengths(x: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Inputs (B, T, ...) as given, and lengths as (B,) CPU int64 values in [1, T]."""
+    if x.dim() < 2 or x.is_complex():
+        raise ValueError(f"inputs must be (B, T, ...) integer tokens or real values, got {tuple(x.shape)} {x.dtype}")
     B, T = x.shape[:2]
     lengths = lengths.long().cpu()
     if lengths.shape != (B,) or bool((lengths < 1).any()) or bool((lengths > T).any()):

@@ -22,7 +22,7 @@ from torch import nn
 
 from auxrnn.core.encoders import Encoder
 from auxrnn.core.heads import feed_forward
-from auxrnn.core.inputs import check_batch
+from auxrnn.core.inputs import check_lengths
 from auxrnn.core.objectives import Main, Objective, Reconstruct
 from auxrnn.core.recurrent import Core, Recurrent, State, run_window, scan
 from auxrnn.core.windows import Windows, supervised_windows
@@ -111,7 +111,7 @@ class AuxModel(nn.Module):
     @torch.no_grad()
     def predict(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         """The head's output (B, ...) (class logits by default) from one chunked no-grad read: memory flat in T."""
-        x, lengths = check_batch(x, lengths)  # (B, T, ...), (B,)
+        x, lengths = check_lengths(x, lengths)  # (B, T, ...), (B,)
         final = scan(self.core, self.encoder, x, torch.arange(x.shape[0]), lengths, self._read_chunk(x, x.shape[0]))
         return self._head(final)
 
@@ -129,7 +129,7 @@ class AuxModel(nn.Module):
         """
         if phase not in PHASES:
             raise ValueError(f"phase must be one of {PHASES}, got {phase!r}")
-        x, lengths = check_batch(x, lengths)  # (B, T, ...), (B,)
+        x, lengths = check_lengths(x, lengths)  # (B, T, ...), (B,)
         supervised = phase == "train"
         if supervised and y is None:
             raise ValueError("phase 'train' needs targets y")

@@ -35,7 +35,9 @@ class Main:
     run: Callable[[Windows, State], tuple[torch.Tensor | None, State]]
 
     def gather(self, rows: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
-        """x[rows[r], positions[r, j]]: (R,) and (R, L) CPU int64 -> (R, L, ...)."""
+        """x[rows[r], positions[r, j]]: (R,) and (R, L) CPU int64 -> (R, L, ...). Positions past the end
+        (masked targets of a sequence shorter than L) read its last element."""
+        positions = positions.clamp(max=self.x.shape[1] - 1)
         return self.x[rows.to(self.x.device).unsqueeze(1), positions.to(self.x.device)]
 
 

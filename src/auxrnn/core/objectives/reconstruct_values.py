@@ -36,4 +36,5 @@ class ReconstructValues(Reconstruct):
         return step  # free-running: the decoder reads its own previous values
 
     def decode(self, state, window, mask):
+        window = window.unsqueeze(-1) if window.dim() == 2 else window  # (R, L) -> (R, L, 1)
         return super().decode(state, window.to(self.init.weight.dtype), mask)

@@ -12,5 +12,5 @@ import torch
 def squared_error(pred: torch.Tensor, targets: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, int]:
     """pred, targets: (R, L, C); mask: (R, L) CPU bool. Returns (summed squared error, scored values)."""
     m = mask.to(pred.device).unsqueeze(-1)
-    err = (pred - targets.to(pred.dtype)) ** 2
+    err = (pred - targets.to(pred.dtype).reshape(pred.shape)) ** 2
     return (err * m).sum(), int(mask.sum()) * pred.shape[-1]
