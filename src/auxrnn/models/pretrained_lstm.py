@@ -16,6 +16,7 @@ from torch import nn
 
 from auxrnn.core.heads import token_nll
 from auxrnn.core.inputs import check_batch
+from auxrnn.core.objectives import OBJECTIVES
 from auxrnn.core.objectives.reconstruct import Reconstruct, reconstruct_targets, reconstruct_windows
 from auxrnn.core.recurrent import run_window, scan
 from auxrnn.core.windows import Windows
@@ -150,14 +151,14 @@ class SequencePretrainedLSTM(AuxRNN):
 
 
 SHARED_PREFIXES = ("encoder.", "core.")
-HEAD_PREFIXES = ("pretrainer.", "reconstructor.", "predictor.")
+HEAD_PREFIXES = ("pretrainer.", *(f"{cls.attr}." for cls in OBJECTIVES.values()))  # every objective's head
 
 
 def transfer_pretrained(src_state_dict: Mapping[str, torch.Tensor], model: nn.Module) -> list[str]:
     """Load a pretraining state dict into a (fine-tuning) model; returns the loaded keys, sorted (decision B14).
 
     Strict on the shared parts: every `encoder.*` and `core.*` tensor of `model` must be in the source with
-    the same shape. Pretraining heads (`pretrainer.`, `reconstructor.`, `predictor.`) are copied where both
+    the same shape. Pretraining and objective heads (`pretrainer.`, `reconstructor.`, `predictor.`, ...) are copied where both
     have them with equal shapes; the classifier is never copied (pretraining leaves it untrained).
     "module." (DDP) and "_orig_mod." (torch.compile) prefixes of the source are dropped.
     """
