@@ -11,6 +11,8 @@ from torch.autograd.graph import saved_tensors_hooks
 
 from auxrnn import AuxModel, Predict, PredictValues, Reconstruct, ReconstructValues
 from auxrnn.core.objectives import OBJECTIVES, Objective
+from auxrnn.core.objectives.predict import predict_targets, predict_windows
+from auxrnn.core.objectives.values import squared_error
 
 from reference import assert_same_gradients
 
@@ -253,3 +255,34 @@ def test_float_inputs_reach_a_user_encoder_and_the_token_encoder_refuses_them():
     assert model.predict(x, torch.tensor([20, 12])).shape == (2, 10)
     with pytest.raises(ValueError, match="phase 'pretrain' needs an auxiliary objective"):
         model(x, torch.tensor([20, 12]), phase="pretrain")
+
+
+class NextValue(Objective):
+    """A new objective written here, as a user would: a linear head on the main outputs predicts the next values."""
+
+    name, attr = "next_value", "next_value"
+
+    def build(self, core):
+        self.out = nn.Linear(core.hidden, 3)
+
+    def anchor_range(self, lengths):
+        return torch.zeros_like(lengths), torch.clamp(lengths - self.subseq_len - 1, min=0)
+
+    def windows(self, anchors, lengths):
+        return predict_windows(anchors, lengths, self.subseq_len)
+
+    def loss(self, main, windows, start, anchors):
+        outputs, _ = main.run(windows, start)  # (R, W, H) with autograd from the detached start
+        positions, mask = predict_targets(windows, outputs.shape[1])
+        return squared_error(self.out(outputs), main.gather(windows.rows, positions), mask)
+
+
+def test_a_new_objective_needs_no_change_to_the_engine():
+    torch.manual_seed(0)
+    model = AuxModel(nn.Linear(3, 4), nn.GRU(4, 5, batch_first=True), nn.Linear(5, 3),
+                     [NextValue(n_anchors=2, subseq_len=4, truncate=4), PredictValues(**AUX, channels=3)])
+    x, lengths, y = _values([14, 9], T=14, C=3)
+    out = model(x.float(), lengths, y, generator=torch.Generator().manual_seed(0))
+    out.loss.backward()
+    assert model.keys == ["next_value", "predict_values"] and out.aux_tokens > 0
+    assert model.next_value.out.weight.grad.abs().sum() > 0 and model.core.rnn.weight_hh_l0.grad.abs().sum() > 0
