@@ -82,11 +82,16 @@ def test_an_unknown_objective_is_refused_before_any_work_naming_the_registered_o
 def test_subsequence_longer_than_the_sequence_is_refused():
     cfg = cfg_with("model.subseq_len=600", "train.steps=1")
     short = DatasetInfo("copy", 8, (9,), 100, False)
+    from auxrnn import models
     with pytest.raises(ValueError, match=r"model\.subseq_len=600 is longer than the sequences of 'copy' \(length 100\).*<= 100"):
-        fit_to_data(cfg, short)
+        models.check(fit_to_data(cfg, short).model, cfg.arch, short)
     plstm = cfg_with("model.aux=predict", "model.subseq_len=100", "train.steps=1")
     with pytest.raises(ValueError, match=r"model\.subseq_len=100 is longer.*<= 99"):
-        fit_to_data(plstm, short)
+        models.check(fit_to_data(plstm, short).model, plstm.arch, short)
+    both = cfg_with("model.aux=reconstruct_values+predict", "model.subseq_len=100", "train.steps=1")
+    with pytest.raises(ValueError, match=r"model\.subseq_len=100 is longer.*<= 99"):
+        models.check(fit_to_data(both, short).model, both.arch, short)
+    assert models.check(fit_to_data(cfg_with("model.subseq_len=100", "train.steps=1"), short).model, cfg.arch, short)
 
 
 def test_a_head_that_does_not_fit_the_data_is_refused():
@@ -113,7 +118,7 @@ def test_every_preset_loads_and_validates(name):
     shape = static_info(cfg.data.name, cfg.data.options)
     assert shape is not None, f"preset {name}: dataset shape unknown without data"
     fit_to_data(cfg, shape)
-    check(cfg.model, cfg.arch, shape.name)  # what needs model code, e.g. a Transformer matched to the r-LSTM
+    check(cfg.model, cfg.arch, shape)  # what needs model code, e.g. a Transformer matched to the r-LSTM
 
 
 def test_presets_cover_every_paper_cell():

@@ -70,7 +70,7 @@ def run(args) -> int:
         if info is None:  # the files decide the shape (idx, csv folders)
             info = load_dataset(cfg.data.name, "train", root=cfg.data.root, **cfg.data.options).info
         fit_to_data(cfg, info)
-        models.check(cfg.model, cfg.arch, info.name)
+        models.check(cfg.model, cfg.arch, info)
         print(dump_yaml(cfg), end="")
         return 0
 

@@ -356,7 +356,8 @@ def fit_to_data(cfg: RunConfig, info, n_train: int | None = None) -> RunConfig:
         info: an auxrnn.data.DatasetInfo (loaded, or `static_info` for a check without data): name,
             n_classes, channels, seq_len (the longest sequence), variable_length.
         n_train: training examples after any validation carve-out, when known.
-    What needs model code (a Transformer matched to the r-LSTM) is checked by auxrnn.models.check.
+    What needs model code (a Transformer matched to the r-LSTM, an auxiliary subsequence that must fit the
+    sequences) is checked by auxrnn.models.check.
     """
     m, explicit = cfg.model, getattr(cfg, "_explicit", set())
     channels = tuple(int(c) for c in info.channels)
@@ -376,13 +377,6 @@ def fit_to_data(cfg: RunConfig, info, n_train: int | None = None) -> RunConfig:
             raise ValueError(f"arch.max_len={a.max_len} is shorter than the sequences of {info.name!r} (length {T}"
                              f"{', at most' if info.variable_length else ''}): learned positions need "
                              f"arch.max_len >= {T} (or 0 = the data's length)")
-    if m.objective_names and a.name == "rnn":
-        # r-LSTM rebuilds L elements before an anchor; p-LSTM predicts L elements after one.
-        room = T if m.aux == "reconstruct" else T - 1
-        if m.subseq_len > room:
-            raise ValueError(f"model.subseq_len={m.subseq_len} is longer than the sequences of {info.name!r} "
-                             f"(length {T}{', at most' if info.variable_length else ''}): the auxiliary "
-                             f"subsequence must fit, so choose model.subseq_len <= {room}")
     if n_train is not None:
         if n_train < 1:
             raise ValueError(f"dataset {info.name!r} leaves no training examples (data.val_size={cfg.data.val_size})")

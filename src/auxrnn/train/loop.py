@@ -150,7 +150,7 @@ class Run:
         self.cfg, self.run_dir, self.d, self.threads = cfg, run_dir, d, threads
         self.splits = batches.load_splits(cfg.data)
         fit_to_data(cfg, self.splits.info, len(self.splits.train))
-        models.check(cfg.model, cfg.arch, self.splits.info.name)  # e.g. no matching Transformer: before any work
+        models.check(cfg.model, cfg.arch, self.splits.info)  # e.g. no matching Transformer: before any work
         if cfg.data.batch_size % d.world_size:
             raise ValueError(f"data.batch_size={cfg.data.batch_size} must be divisible by the number of processes "
                              f"({d.world_size})")

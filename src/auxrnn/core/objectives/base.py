@@ -81,7 +81,8 @@ class Objective(nn.Module):
         """Inclusive bounds (lo, hi) of the valid anchors. lengths: (B,) CPU int64 -> two (B,) int64."""
         raise NotImplementedError
 
-    def longest(self, seq_len: int) -> int:
+    @classmethod
+    def longest(cls, seq_len: int) -> int:
         """The longest subsequence that fits a sequence of `seq_len` elements."""
         return seq_len
 

@@ -75,7 +75,8 @@ class Predict(Objective):
         hi = torch.clamp(lengths - self.subseq_len - 1, min=0)  # decision M4: a in [0, len-L-1]
         return torch.zeros_like(lengths), hi
 
-    def longest(self, seq_len: int) -> int:
+    @classmethod
+    def longest(cls, seq_len: int) -> int:
         return seq_len - 1  # the element after the last predicted one must exist
 
     def windows(self, anchors, lengths):
