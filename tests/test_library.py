@@ -286,3 +286,18 @@ def test_a_new_objective_needs_no_change_to_the_engine():
     out.loss.backward()
     assert model.keys == ["next_value", "predict_values"] and out.aux_tokens > 0
     assert model.next_value.out.weight.grad.abs().sum() > 0 and model.core.rnn.weight_hh_l0.grad.abs().sum() > 0
+
+
+def test_configured_model_reads_real_values_with_the_linear_encoder_and_value_objectives():
+    """model.encoder=linear, model.aux=reconstruct_values+predict_values: the CLI's model on real values."""
+    from auxrnn.models import AuxRNN, ModelConfig
+    torch.manual_seed(0)
+    cfg = ModelConfig(channels=(2, 2, 2), n_classes=3, encoder="linear", embed_dim=4, hidden=5, aux_hidden=6,
+                      ffn_hidden=7, subseq_len=5, aux_truncate=4, truncate=6, n_anchors=2, chunk=7,
+                      aux="reconstruct_values+predict_values")
+    model = AuxRNN(cfg)
+    assert [o.name for o in model.objectives] == ["reconstruct_values", "predict_values"]
+    x, lengths, y = _values([15, 10, 6], T=15)
+    _check(model, x, lengths, y, "cpu")
+    with pytest.raises(ValueError, match="inputs have 2 values per step, the model expects 3"):
+        model(x[..., :2], lengths, y)

@@ -13,7 +13,7 @@ PHASES = ("pretrain", "train")
 ARCHS = ("rnn", "transformer", "sa-lstm", "lm-lstm")
 POSITIONS = ("learned", "sinusoidal")
 READOUTS = ("mean", "cls")
-ENCODERS = ("embedding", "scalar")   # the kinds auxrnn.core.encoders.Encoder builds
+ENCODERS = ("embedding", "scalar", "linear")  # the kinds auxrnn.core.encoders.Encoder builds
 CELLS = ("lstm", "gru")              # the cells auxrnn.core.recurrent.Recurrent builds
 
 
@@ -64,7 +64,7 @@ class ModelConfig:
 
     channels: tuple[int, ...] = (256,)  # vocabulary size of each input channel
     n_classes: int = 10
-    encoder: str = "embedding"          # "embedding" | "scalar" (decision M13)
+    encoder: str = "embedding"          # "embedding" | "scalar" | "linear" (real values; decision M13)
     embed_dim: int = 128
     cell: str = "lstm"                  # "lstm" | "gru"
     hidden: int = 128
