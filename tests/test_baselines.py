@@ -192,14 +192,14 @@ def _sa_reference(model, x, lengths):
     total, count = 0.0, 0
     for b, n in enumerate(lengths.tolist()):
         s = max(n - cfg.aux_truncate, 0)
-        state = core.zero_state(1, core.rnn.weight_hh_l0)
+        state = core.initial_state(1)
         if s:
             with torch.no_grad():
                 _, state = core(enc(x[b:b + 1, :s]), state)
         _, state = core(enc(x[b:b + 1, s:n]), tuple(t.detach() for t in state))
         span = min(n, cfg.subseq_len)
         tokens = x[b:b + 1, n - span:n]
-        nll, k = model.pretrainer(torch.cat(state, -1), tokens, torch.ones(1, span - 1, dtype=torch.bool))
+        nll, k = model.pretrainer.decode(core.flatten(state), tokens, torch.ones(1, span - 1, dtype=torch.bool))
         total, count = total + nll, count + k
     return total / count
 
@@ -210,7 +210,7 @@ def _lm_reference(model, x, lengths):
     x = x.unsqueeze(-1)
     total, count = 0.0, 0
     for b, n in enumerate(lengths.tolist()):
-        state = core.zero_state(1, core.rnn.weight_hh_l0)
+        state = core.initial_state(1)
         for s in range(0, n - 1, K):
             w = min(K, n - 1 - s)
             out, state = core(enc(x[b:b + 1, s:s + w]), tuple(t.detach() for t in state))

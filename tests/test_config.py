@@ -50,7 +50,7 @@ def test_override_without_equals_sign_is_refused():
 @pytest.mark.parametrize("items, message", [
     (["model.truncate=-1", "train.steps=1"], r"model\.truncate=-1 is invalid: use 'full'"),
     (["model.truncate=half", "train.steps=1"], r"model\.truncate='half' is invalid"),
-    (["model.aux=decode", "train.steps=1"], r"model\.aux='decode' is invalid: choose one of reconstruct, predict, both, none"),
+    (["model.aux=reconstruct+", "train.steps=1"], r"model\.aux='reconstruct\+' is invalid: use 'none', 'both'"),
     (["optim.optimizer=sgd", "train.steps=1"], r"optim\.optimizer='sgd' is invalid: choose one of adam, rmsprop"),
     (["optim.schedule=linear", "train.steps=1"], r"optim\.schedule='linear' is invalid: choose one of constant, step, cosine"),
     (["data.name=imagenet", "train.steps=1"], r"data\.name='imagenet' is invalid: choose one of mnist"),
@@ -70,14 +70,28 @@ def test_bad_configs_are_refused_with_key_value_and_choices(items, message):
         cfg_with(*items)
 
 
+def test_an_unknown_objective_is_refused_before_any_work_naming_the_registered_ones():
+    from auxrnn import models
+    cfg = cfg_with("model.aux=decode", "train.steps=1")
+    with pytest.raises(ValueError, match=r"model\.aux='decode' is invalid: unknown objective\(s\) \['decode'\].*"
+                                         r"reconstruct, predict, reconstruct_values, predict_values"):
+        models.check(cfg.model, cfg.arch)
+    assert models.check(cfg_with("model.aux=predict+reconstruct_values", "train.steps=1").model, cfg.arch)
+
+
 def test_subsequence_longer_than_the_sequence_is_refused():
     cfg = cfg_with("model.subseq_len=600", "train.steps=1")
     short = DatasetInfo("copy", 8, (9,), 100, False)
+    from auxrnn import models
     with pytest.raises(ValueError, match=r"model\.subseq_len=600 is longer than the sequences of 'copy' \(length 100\).*<= 100"):
-        fit_to_data(cfg, short)
+        models.check(fit_to_data(cfg, short).model, cfg.arch, short)
     plstm = cfg_with("model.aux=predict", "model.subseq_len=100", "train.steps=1")
     with pytest.raises(ValueError, match=r"model\.subseq_len=100 is longer.*<= 99"):
-        fit_to_data(plstm, short)
+        models.check(fit_to_data(plstm, short).model, plstm.arch, short)
+    both = cfg_with("model.aux=reconstruct_values+predict", "model.subseq_len=100", "train.steps=1")
+    with pytest.raises(ValueError, match=r"model\.subseq_len=100 is longer.*<= 99"):
+        models.check(fit_to_data(both, short).model, both.arch, short)
+    assert models.check(fit_to_data(cfg_with("model.subseq_len=100", "train.steps=1"), short).model, cfg.arch, short)
 
 
 def test_a_head_that_does_not_fit_the_data_is_refused():
@@ -104,7 +118,7 @@ def test_every_preset_loads_and_validates(name):
     shape = static_info(cfg.data.name, cfg.data.options)
     assert shape is not None, f"preset {name}: dataset shape unknown without data"
     fit_to_data(cfg, shape)
-    check(cfg.model, cfg.arch, shape.name)  # what needs model code, e.g. a Transformer matched to the r-LSTM
+    check(cfg.model, cfg.arch, shape)  # what needs model code, e.g. a Transformer matched to the r-LSTM
 
 
 def test_presets_cover_every_paper_cell():

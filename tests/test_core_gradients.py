@@ -2,12 +2,10 @@
 import pytest
 import torch
 
-from auxrnn.core.anchors import sample_anchors
 from auxrnn.core.recurrent import Recurrent
-from auxrnn.core.inputs import as_tokens
 from auxrnn.models import AuxRNN, ModelConfig
 
-from reference import reference_loss
+from reference import assert_same_gradients
 
 
 def _model(**kw):
@@ -24,26 +22,13 @@ def _batch(lengths, T, channels=(16,), seed=1):
     return x, torch.tensor(lengths), torch.randint(0, 3, (len(lengths),), generator=g)
 
 
-def _grads(model, loss):
-    model.zero_grad()
-    loss.backward()
-    return {n: (p.grad.clone() if p.grad is not None else torch.zeros_like(p)) for n, p in model.named_parameters()}
-
-
-def assert_same_gradients(model, x, lengths, y, anchors, phase="train", aux_weight=1.0):
-    fast = model(x, lengths, y, anchors=anchors, phase=phase, aux_weight=aux_weight)
-    slow = reference_loss(model, as_tokens(x), lengths, y, fast.anchors, phase, aux_weight)
-    torch.testing.assert_close(fast.loss, slow, rtol=1e-10, atol=1e-12)
-    g_fast, g_slow = _grads(model, fast.loss), _grads(model, slow)
-    for name in g_fast:
-        torch.testing.assert_close(g_fast[name], g_slow[name], rtol=1e-9, atol=1e-12, msg=lambda m: f"{name}: {m}")
-    assert any(g.abs().sum() > 0 for g in g_fast.values())
-
-
 def _anchors(model, lengths, n, seed=3):
     g = torch.Generator().manual_seed(seed)
-    kinds = [k for k, h in (("reconstruct", model.reconstructor), ("predict", model.predictor)) if h is not None]
-    return {k: sample_anchors(lengths, n, model.cfg.subseq_len, k, g) for k in kinds}
+    out = {}
+    for key, obj in zip(model.keys, model.objectives):
+        obj.n_anchors = n
+        out[key] = obj.sample(lengths, g)
+    return out
 
 
 @pytest.mark.parametrize("aux", ["reconstruct", "predict", "both"])

@@ -2,7 +2,7 @@
 import torch
 from torch.autograd.graph import saved_tensors_hooks
 
-from auxrnn.core.anchors import anchor_range, sample_anchors
+from auxrnn.core.objectives import Predict, Reconstruct
 from auxrnn.core.encoders import Encoder
 from auxrnn.core.windows import supervised_windows
 from auxrnn.models import AuxRNN, ModelConfig
@@ -19,19 +19,19 @@ def test_all_256_pixel_values_map_to_distinct_tokens():
 def test_anchors_redrawn_each_step_per_example():
     lengths = torch.full((64,), 784)
     g = torch.Generator().manual_seed(0)
-    first = sample_anchors(lengths, 1, 600, "reconstruct", g)
-    second = sample_anchors(lengths, 1, 600, "reconstruct", g)
+    first = Reconstruct(1, 600).sample(lengths, g)
+    second = Reconstruct(1, 600).sample(lengths, g)
     assert first.unique().numel() > 30  # differ across examples
     assert not torch.equal(first, second)  # differ across steps
 
 
 def test_same_seed_gives_same_anchors_and_all_lie_in_range():
     lengths = torch.tensor([784, 700, 300, 1, 2, 601])
-    for kind in ("reconstruct", "predict"):
-        a = sample_anchors(lengths, 20, 600, kind, torch.Generator().manual_seed(5))
-        b = sample_anchors(lengths, 20, 600, kind, torch.Generator().manual_seed(5))
+    for kind in (Reconstruct, Predict):
+        a = kind(20, 600).sample(lengths, torch.Generator().manual_seed(5))
+        b = kind(20, 600).sample(lengths, torch.Generator().manual_seed(5))
         assert torch.equal(a, b)
-        lo, hi = anchor_range(lengths, 600, kind)
+        lo, hi = kind(20, 600).anchor_range(lengths)
         assert bool(((a >= lo[:, None]) & (a <= hi[:, None])).all())
 
 
@@ -112,5 +112,5 @@ def test_coinciding_anchors_are_allowed_and_each_scores_its_subsequence():
     once = model(x, lengths, phase="pretrain", anchors={"reconstruct": torch.tensor([[6, 9, 9], [12, 5, 5]])})
     assert not torch.allclose(same.aux_loss, once.aux_loss)  # weights follow the draws
     g = torch.Generator().manual_seed(0)
-    draws = sample_anchors(torch.full((4000,), 12), 2, 4, "reconstruct", g)
+    draws = Reconstruct(2, 4).sample(torch.full((4000,), 12), g)
     assert bool((draws[:, 0] == draws[:, 1]).any())  # with replacement: repeats happen

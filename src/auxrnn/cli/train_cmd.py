@@ -104,7 +104,7 @@ def run(args) -> int:
 
             info = last_steps_info(info, cfg.data.keep_last)
         fit_to_data(cfg, info)
-        models.check(cfg.model, cfg.arch, info.name)
+        models.check(cfg.model, cfg.arch, info)
         chain = chain_line(args.preset or "default") if args.resume is None and args.preset != "none" else ""
         print(chain + dump_yaml(cfg), end="")
         return 0

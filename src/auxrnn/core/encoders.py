@@ -8,15 +8,16 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-ENCODERS = ("embedding", "scalar")
+ENCODERS = ("embedding", "scalar", "linear")
 
 
 class Encoder(nn.Module):
-    """tokens (..., C) int -> (..., dim).
+    """tokens (..., C) int -> (..., dim); (B, t) is one channel.
 
     "embedding": the sum of one learned vector per channel (one table, channel offsets), e.g. 256 pixel
     levels, or 3 x 256 for RGB (decision M13). "scalar": a linear map of the values scaled to [0, 1] per
-    channel (M13's raw-value option).
+    channel (M13's raw-value option). "linear": a linear map of real values (..., C) as they are
+    (standardised floats; `channels` gives only C), the configured model's encoder for real-valued data.
     """
 
     def __init__(self, channels: tuple[int, ...], dim: int, kind: str = "embedding"):
@@ -30,11 +31,25 @@ class Encoder(nn.Module):
         self.register_buffer("offsets", offsets, persistent=False)
         if kind == "embedding":
             self.table = nn.Embedding(sum(self.channels), dim)
+        elif kind == "linear":
+            self.proj = nn.Linear(len(self.channels), dim)
         else:
             self.register_buffer("scale", 1.0 / (torch.tensor(self.channels, dtype=torch.float32) - 1), persistent=False)
             self.proj = nn.Linear(len(self.channels), dim)
 
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        if self.kind == "linear":
+            values = tokens.unsqueeze(-1) if tokens.dim() == 2 else tokens
+            if values.shape[-1] != len(self.channels):
+                raise ValueError(f"inputs have {values.shape[-1]} values per step, the model expects {len(self.channels)}")
+            return self.proj(values.to(self.proj.weight.dtype))
+        if tokens.is_floating_point():
+            raise ValueError(f"this encoder reads integer tokens (uint8 pixels, int64 ids), got dtype {tokens.dtype}; "
+                             "for real values give the model your own encoder, e.g. nn.Linear(C, D)")
+        if tokens.dim() == 2:  # (B, t): one channel
+            tokens = tokens.unsqueeze(-1)
+        if tokens.shape[-1] != len(self.channels):
+            raise ValueError(f"inputs have {tokens.shape[-1]} channels per step, the model expects {len(self.channels)}")
         tokens = tokens.long()
         if self.kind == "embedding":
             emb = self.table(tokens + self.offsets)  # (..., C, dim)

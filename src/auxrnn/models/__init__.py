@@ -19,11 +19,11 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-from auxrnn.models.config import (ARCHS, AUX_KINDS, CELLS, ENCODERS, PHASES, POSITIONS, READOUTS, ArchConfig,
+from auxrnn.models.config import (ARCHS, AUX_ALIASES, CELLS, ENCODERS, PHASES, POSITIONS, READOUTS, ArchConfig,
                                   ModelConfig)
 
 _LAZY = {
-    "auxrnn": ("AuxRNN", "StepOutput", "count_parameters", "rnn_parameters"),
+    "auxrnn": ("AuxRNN", "StepOutput", "count_parameters", "objective_names", "rnn_parameters"),
     "transformer": ("TransformerClassifier", "TransformerConfig", "matched_transformer_config", "parameter_report",
                     "sinusoidal_positions", "transformer_parameters"),
     "pretrained_lstm": ("PRETRAIN_KINDS", "PretrainedLSTMConfig", "SequencePretrainedLSTM", "lm_windows",
@@ -33,7 +33,7 @@ _LAZY = {
 }
 _WHERE = {name: module for module, names in _LAZY.items() for name in names}
 
-__all__ = ["ARCHS", "AUX_KINDS", "CELLS", "ENCODERS", "PHASES", "POSITIONS", "READOUTS", "ArchConfig", "ModelConfig",
+__all__ = ["ARCHS", "AUX_ALIASES", "CELLS", "ENCODERS", "PHASES", "POSITIONS", "READOUTS", "ArchConfig", "ModelConfig",
            *_WHERE]
 
 
@@ -50,7 +50,7 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:  # pragma: no cover - what the lazy names are, for type checkers and editors
-    from auxrnn.models.auxrnn import AuxRNN, StepOutput, count_parameters, rnn_parameters
+    from auxrnn.models.auxrnn import AuxRNN, StepOutput, count_parameters, objective_names, rnn_parameters
     from auxrnn.models.pretrained_lstm import (PRETRAIN_KINDS, PretrainedLSTMConfig, SequencePretrainedLSTM,
                                                lm_windows, transfer_pretrained)
     from auxrnn.models.registry import (build, build_model, can_pretrain, check, model_config, parameter_text,

@@ -5,38 +5,40 @@ can import it as a leaf. The modules these configs describe are in the sibling m
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, astuple, dataclass
 from typing import Any
 
-AUX_KINDS = ("reconstruct", "predict", "both", "none")
+AUX_ALIASES = {"none": (), "both": ("reconstruct", "predict")}  # model.aux spellings that are not objective names
 PHASES = ("pretrain", "train")
 ARCHS = ("rnn", "transformer", "sa-lstm", "lm-lstm")
 POSITIONS = ("learned", "sinusoidal")
 READOUTS = ("mean", "cls")
-ENCODERS = ("embedding", "scalar")   # the kinds auxrnn.core.encoders.Encoder builds
+ENCODERS = ("embedding", "scalar", "linear")  # the kinds auxrnn.core.encoders.Encoder builds
 CELLS = ("lstm", "gru")              # the cells auxrnn.core.recurrent.Recurrent builds
 
 
-def _bad(key: str, value: Any, want: str) -> ValueError:
+def bad_value(key: str, value: Any, want: str) -> ValueError:
+    """The error every config check raises: the key, the value and what is wanted."""
     return ValueError(f"{key}={value!r} is invalid: {want}")
 
 
-def _choice(key: str, value: Any, allowed: tuple) -> None:
+def check_choice(key: str, value: Any, allowed: tuple) -> None:
+    """Refuse a value outside `allowed`, listing the choices."""
     if value not in allowed:
-        raise _bad(key, value, f"choose one of {', '.join(map(str, allowed))}")
+        raise bad_value(key, value, f"choose one of {', '.join(map(str, allowed))}")
 
 
 def check_fields(cfg, choices: dict[str, tuple], positive: tuple[str, ...]) -> None:
     """Checks every model config shares: named choices, sizes >= 1, dropout in [0, 1), one vocabulary per channel."""
     for key, allowed in choices.items():
-        _choice(f"model.{key}", getattr(cfg, key), allowed)
+        check_choice(f"model.{key}", getattr(cfg, key), allowed)
     for key in positive:
         if int(getattr(cfg, key)) < 1:
-            raise _bad(f"model.{key}", getattr(cfg, key), "must be >= 1")
+            raise bad_value(f"model.{key}", getattr(cfg, key), "must be >= 1")
     if not 0.0 <= cfg.dropout < 1.0:
-        raise _bad("model.dropout", cfg.dropout, "must be in [0, 1)")
+        raise bad_value("model.dropout", cfg.dropout, "must be in [0, 1)")
     if not cfg.channels or min(cfg.channels) < 2:
-        raise _bad("model.channels", cfg.channels, "one vocabulary size >= 2 per input channel")
+        raise bad_value("model.channels", cfg.channels, "one vocabulary size >= 2 per input channel")
 
 
 def config_dict(cfg) -> dict:
@@ -52,7 +54,7 @@ def parse_truncate(value: Any) -> int | str:
         value = int(value)
     if value == "full" or (isinstance(value, int) and not isinstance(value, bool) and value >= 0):
         return value
-    raise _bad("model.truncate", value,
+    raise bad_value("model.truncate", value,
                "use 'full' (full BPTT), 0 (no supervised gradient into the LSTM) or a positive number of steps")
 
 
@@ -60,13 +62,13 @@ def parse_truncate(value: Any) -> int | str:
 class ModelConfig:
     """The (r-/p-)LSTM: architecture and truncation. Defaults: the paper's (§2), else decisions M1-M18."""
 
-    channels: tuple[int, ...] = (256,)  # vocabulary size of each input channel (filled from the data)
+    channels: tuple[int, ...] = (256,)  # vocabulary size of each input channel, 0 for a real one (from the data)
     n_classes: int = 10                # classes of the task (filled from the data)
-    encoder: str = "embedding"          # how an input element enters the LSTM (decision M13)
+    encoder: str = "embedding"          # how an input element enters the LSTM: embedding, scalar or linear (M13)
     embed_dim: int = 128                # width of the input embedding
     cell: str = "lstm"                  # the recurrent cell
     hidden: int = 128                   # units of the main recurrent cell
-    aux: str = "reconstruct"            # the auxiliary loss: reconstruct (r-LSTM), predict (p-LSTM), both, none
+    aux: str = "reconstruct"            # auxiliary objectives joined by "+" (reconstruct, predict, ...); both; none
     n_anchors: int = 1                  # anchors per sequence, each with its auxiliary subsequence
     subseq_len: int = 600               # L, the length of each auxiliary subsequence
     truncate: int | str = 300           # supervised BPTT: "full", K > 0, or 0 (no gradient into the core)
@@ -84,18 +86,33 @@ class ModelConfig:
 
     @property
     def supervised_truncate(self) -> int | None:
-        """truncate as the library uses it: None for full BPTT, else K >= 0 steps."""
-        t = parse_truncate(self.truncate)
-        return None if t == "full" else t
+        """truncate as the library uses it: None for full BPTT, else K >= 0 steps (after validate)."""
+        return None if self.truncate == "full" else self.truncate
+
+    @property
+    def objective_names(self) -> tuple[str, ...]:
+        """model.aux as the names of the objectives it lists ("both" = reconstruct + predict, "none" = none)."""
+        return AUX_ALIASES[self.aux] if self.aux in AUX_ALIASES else tuple(self.aux.split("+"))
 
     def validate(self) -> "ModelConfig":
-        """Check every field (and store truncate parsed); raises ValueError naming the key. Returns self."""
-        check_fields(self, {"aux": AUX_KINDS, "cell": CELLS, "encoder": ENCODERS},
+        """Check every field once (and store truncate parsed); raises ValueError naming the key. Returns self.
+
+        A config validated and unchanged since is trusted: the checks do not run again. The objective names
+        of model.aux are checked where the objectives are (auxrnn.models.auxrnn.objective_names).
+        """
+        if getattr(self, "_valid", None) == astuple(self):
+            return self
+        check_fields(self, {"cell": CELLS, "encoder": ENCODERS},
                      ("n_anchors", "aux_truncate", "embed_dim", "hidden", "aux_hidden", "aux_layers", "ffn_hidden",
                       "chunk", "n_classes"))
+        names = self.objective_names if isinstance(self.aux, str) else ()
+        if not isinstance(self.aux, str) or not all(names) or len(set(names)) != len(names):
+            raise bad_value("model.aux", self.aux, "use 'none', 'both' or objective names joined by '+', "
+                            "each once (e.g. reconstruct+predict)")
         self.truncate = parse_truncate(self.truncate)
         if self.subseq_len < 2:
-            raise _bad("model.subseq_len", self.subseq_len, "must be >= 2 (one element fed, one predicted)")
+            raise bad_value("model.subseq_len", self.subseq_len, "must be >= 2 (one element fed, one predicted)")
+        self._valid = astuple(self)
         return self
 
     def to_dict(self) -> dict:
@@ -123,16 +140,16 @@ class ArchConfig:
 
     def validate(self) -> "ArchConfig":
         """Choices and sizes of arch.*; raises ValueError naming the key. Returns self."""
-        _choice("arch.name", self.name, ARCHS)
-        _choice("arch.positions", self.positions, POSITIONS)
-        _choice("arch.readout", self.readout, READOUTS)
+        check_choice("arch.name", self.name, ARCHS)
+        check_choice("arch.positions", self.positions, POSITIONS)
+        check_choice("arch.readout", self.readout, READOUTS)
         for key in ("d_model", "n_layers", "max_len"):
             if getattr(self, key) < 0:
-                raise _bad(f"arch.{key}", getattr(self, key), "must be >= 0 (0 = chosen for you)")
+                raise bad_value(f"arch.{key}", getattr(self, key), "must be >= 0 (0 = chosen for you)")
         if self.n_heads < 1:
-            raise _bad("arch.n_heads", self.n_heads, "must be >= 1")
+            raise bad_value("arch.n_heads", self.n_heads, "must be >= 1")
         if self.d_model and self.d_model % self.n_heads:
-            raise _bad("arch.d_model", self.d_model, f"must be a multiple of arch.n_heads={self.n_heads}")
+            raise bad_value("arch.d_model", self.d_model, f"must be a multiple of arch.n_heads={self.n_heads}")
         return self
 
     def transformer_overrides(self) -> dict[str, Any]:

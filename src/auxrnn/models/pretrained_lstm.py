@@ -14,10 +14,12 @@ from typing import Mapping
 import torch
 from torch import nn
 
-from auxrnn.core.heads import Reconstructor, token_nll
+from auxrnn.core.heads import token_nll
 from auxrnn.core.inputs import check_batch
+from auxrnn.core.objectives import OBJECTIVES
+from auxrnn.core.objectives.reconstruct import Reconstruct, reconstruct_targets, reconstruct_windows
 from auxrnn.core.recurrent import run_window, scan
-from auxrnn.core.windows import Windows, reconstruct_targets, reconstruct_windows
+from auxrnn.core.windows import Windows
 from auxrnn.models.auxrnn import AuxRNN, StepOutput, count_parameters
 from auxrnn.models.config import PHASES, ModelConfig
 
@@ -90,9 +92,9 @@ class SequencePretrainedLSTM(AuxRNN):
             raise TypeError("SequencePretrainedLSTM needs a PretrainedLSTMConfig (see PretrainedLSTMConfig.of)")
         super().__init__(cfg.validate())
         if cfg.kind == "sa":  # decision B9: the r-LSTM decoder
-            self.pretrainer = Reconstructor(cfg.channels, self.core.state_size, cfg.embed_dim, cfg.aux_hidden,
-                                            cfg.aux_layers, cfg.ffn_hidden, cfg.encoder, cfg.dropout,
-                                            cfg.teacher_forcing, cfg.forget_bias)
+            decoder = Reconstruct.from_model(cfg)
+            decoder.bind(self.core)
+            self.pretrainer = decoder
         else:  # decision B11: one linear softmax, no auxiliary LSTM
             self.pretrainer = nn.Linear(cfg.hidden, sum(cfg.channels))
 
@@ -102,7 +104,7 @@ class SequencePretrainedLSTM(AuxRNN):
             raise ValueError(f"phase must be one of {PHASES}, got {phase!r}")
         if phase == "train":  # decision B13: supervised loss only (aux="none", so aux_weight has no effect)
             return super().forward(x, lengths, y, generator=generator, phase="train", aux_weight=aux_weight)
-        x, lengths = check_batch(x, lengths, self.cfg.channels)  # (B, T, C), (B,)
+        x, lengths = check_batch(x, lengths)  # (B, T, C), (B,)
         nll, count = self._autoencoder_loss(x, lengths) if self.cfg.kind == "sa" else self._lm_loss(x, lengths)
         loss = nll / max(count, 1)
         return StepOutput(loss=loss, aux_loss=loss, aux_tokens=count)
@@ -119,7 +121,7 @@ class SequencePretrainedLSTM(AuxRNN):
         _, end = run_window(self.core, self.encoder, x, w, start)  # the state at each end, each (B, H)
         positions, mask = reconstruct_targets(ends, cfg.subseq_len)  # (B, L), (B, L-1)
         tokens = x[w.rows.to(x.device).unsqueeze(1), positions.to(x.device)]  # (B, L, C)
-        return self.pretrainer(torch.cat(end, dim=-1), tokens, mask)
+        return self.pretrainer.decode(self.core.flatten(end), tokens, mask)
 
     def _lm_loss(self, x: torch.Tensor, lengths: torch.Tensor):
         """Next-element NLL over every window of aux_truncate steps, all windows in one batched call."""
@@ -149,14 +151,14 @@ class SequencePretrainedLSTM(AuxRNN):
 
 
 SHARED_PREFIXES = ("encoder.", "core.")
-HEAD_PREFIXES = ("pretrainer.", "reconstructor.", "predictor.")
+HEAD_PREFIXES = ("pretrainer.", *(f"{cls.attr}." for cls in OBJECTIVES.values()))  # every objective's head
 
 
 def transfer_pretrained(src_state_dict: Mapping[str, torch.Tensor], model: nn.Module) -> list[str]:
     """Load a pretraining state dict into a (fine-tuning) model; returns the loaded keys, sorted (decision B14).
 
     Strict on the shared parts: every `encoder.*` and `core.*` tensor of `model` must be in the source with
-    the same shape. Pretraining heads (`pretrainer.`, `reconstructor.`, `predictor.`) are copied where both
+    the same shape. Pretraining and objective heads (`pretrainer.`, `reconstructor.`, `predictor.`, ...) are copied where both
     have them with equal shapes; the classifier is never copied (pretraining leaves it untrained).
     "module." (DDP) and "_orig_mod." (torch.compile) prefixes of the source are dropped.
     """

@@ -17,7 +17,9 @@ from typing import Any, Mapping
 
 from torch import nn
 
-from auxrnn.models.auxrnn import AuxRNN
+from auxrnn.core.model import AuxModel
+from auxrnn.core.objectives import OBJECTIVES
+from auxrnn.models.auxrnn import AuxRNN, objective_names
 from auxrnn.models.config import ARCHS, ArchConfig, ModelConfig
 from auxrnn.models.pretrained_lstm import PretrainedLSTMConfig, SequencePretrainedLSTM
 from auxrnn.models.transformer import (TransformerClassifier, TransformerConfig, matched_transformer_config,
@@ -37,19 +39,30 @@ def resolve(model: ModelConfig, arch: ArchConfig) -> AnyConfig:
             raise ValueError(f"arch.name='transformer': {exc}; set both arch.d_model and arch.n_layers to choose "
                              "its size yourself, or describe the r-LSTM to match with model.*") from None
     if arch.name == "rnn":
-        return model.validate()
+        objective_names(model.validate())  # every name of model.aux is a registered objective
+        return model
     return PretrainedLSTMConfig.of(model, _KIND[arch.name]).validate()
 
 
-def check(model: ModelConfig, arch: ArchConfig, dataset: str | None = None) -> AnyConfig:
+def check(model: ModelConfig, arch: ArchConfig, info=None) -> AnyConfig:
     """Refuse what `build` would refuse, without building (e.g. no Transformer within 10% of the r-LSTM).
 
-    dataset: the data the run fits (named in the error). Returns the resolved config.
+    info: the auxrnn.data.DatasetInfo the run fits (its name goes into the error; its longest sequence
+    must hold each objective's subsequence), or only the dataset's name, or None. Returns the resolved config.
     """
+    name = info if isinstance(info, str) else getattr(info, "name", None)
     try:
-        return resolve(model, arch)
+        resolved = resolve(model, arch)
     except ValueError as exc:
-        raise ValueError(f"{exc} (dataset {dataset!r})" if dataset else str(exc)) from None
+        raise ValueError(f"{exc} (dataset {name!r})" if name else str(exc)) from None
+    if hasattr(info, "seq_len") and arch.name == "rnn" and model.objective_names:
+        T = int(info.seq_len)
+        room = min(OBJECTIVES[n].longest(T) for n in model.objective_names)
+        if model.subseq_len > room:
+            raise ValueError(f"model.subseq_len={model.subseq_len} is longer than the sequences of {name!r} "
+                             f"(length {T}{', at most' if info.variable_length else ''}): the auxiliary "
+                             f"subsequence must fit, so choose model.subseq_len <= {room}")
+    return resolved
 
 
 def build(model: ModelConfig, arch: ArchConfig) -> nn.Module:
@@ -78,9 +91,7 @@ def can_pretrain(model: nn.Module) -> bool:
     """Whether phase "pretrain" has a loss for this model."""
     if isinstance(model, SequencePretrainedLSTM):
         return True
-    if isinstance(model, AuxRNN):
-        return model.cfg.aux != "none"
-    return False
+    return isinstance(model, AuxModel) and bool(model.objectives)
 
 
 def _split(d: Mapping[str, Any], cls) -> tuple[dict, dict]:

@@ -121,7 +121,7 @@ class TransformerClassifier(nn.Module):
         T' below is T, or 1 + T with the CLS token in front.
         """
         cfg = self.cfg
-        x, lengths = check_batch(x, lengths, cfg.channels)  # (B, T, C), (B,)
+        x, lengths = check_batch(x, lengths)  # (B, T, C), (B,)
         B, T, _ = x.shape
         h = self.encoder(x)  # (B, T, d)
         if cfg.positions == "learned":

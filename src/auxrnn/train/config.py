@@ -37,7 +37,7 @@ from typing import Any
 
 import yaml
 
-from auxrnn.models.config import ArchConfig, ModelConfig
+from auxrnn.models.config import ArchConfig, ModelConfig, bad_value, check_choice
 from auxrnn.train.presets import PRESETS, list_presets, preset_layers, preset_path  # noqa: F401 - this API too
 from auxrnn.train.values import coerce, parse_overrides  # noqa: F401 - parse_overrides is this module's API too
 
@@ -246,51 +246,42 @@ def dump_yaml(cfg: RunConfig) -> str:
 # Validation
 # --------------------------------------------------------------------------------------------------
 
-def _bad(key: str, value: Any, want: str) -> ValueError:
-    return ValueError(f"{key}={value!r} is invalid: {want}")
-
-
-def _choice(key: str, value: Any, choices: tuple) -> None:
-    if value not in choices:
-        raise _bad(key, value, f"choose one of {', '.join(map(str, choices))}")
-
-
 def validate(cfg: RunConfig) -> RunConfig:
     """Checks that need no data. Raises ValueError naming the key, the bad value and what is allowed."""
     d, m, o, t = cfg.data, cfg.model, cfg.optim, cfg.train
-    _choice("data.name", d.name, DATASETS)
+    check_choice("data.name", d.name, DATASETS)
     for key in ("batch_size", "eval_batch_size"):
         if getattr(d, key) < 1:
-            raise _bad(f"data.{key}", getattr(d, key), "must be >= 1")
+            raise bad_value(f"data.{key}", getattr(d, key), "must be >= 1")
     for key in ("workers", "val_size", "keep_last"):
         if getattr(d, key) < 0:
-            raise _bad(f"data.{key}", getattr(d, key), "must be >= 0")
+            raise bad_value(f"data.{key}", getattr(d, key), "must be >= 0")
 
     try:
         m.validate()  # model.* checks itself, truncate included
     except ValueError as exc:
         raise ValueError(str(exc)) from None
 
-    _choice("optim.optimizer", o.optimizer, OPTIMIZERS)
-    _choice("optim.schedule", o.schedule, SCHEDULES)
+    check_choice("optim.optimizer", o.optimizer, OPTIMIZERS)
+    check_choice("optim.schedule", o.schedule, SCHEDULES)
     if not (o.lr > 0 and math.isfinite(o.lr)):
-        raise _bad("optim.lr", o.lr, "must be a positive finite number")
+        raise bad_value("optim.lr", o.lr, "must be a positive finite number")
     if o.clip < 0:
-        raise _bad("optim.clip", o.clip, "must be >= 0 (0 disables clipping)")
+        raise bad_value("optim.clip", o.clip, "must be >= 0 (0 disables clipping)")
     if o.weight_decay < 0:
-        raise _bad("optim.weight_decay", o.weight_decay, "must be >= 0")
+        raise bad_value("optim.weight_decay", o.weight_decay, "must be >= 0")
     if o.warmup_steps < 0:
-        raise _bad("optim.warmup_steps", o.warmup_steps, "must be >= 0")
+        raise bad_value("optim.warmup_steps", o.warmup_steps, "must be >= 0")
     if not 0 < o.gamma <= 1:
-        raise _bad("optim.gamma", o.gamma, "must be in (0, 1]")
+        raise bad_value("optim.gamma", o.gamma, "must be in (0, 1]")
     if not 0 < o.decay_every <= 1:
-        raise _bad("optim.decay_every", o.decay_every, "must be a fraction of the phase in (0, 1]")
+        raise bad_value("optim.decay_every", o.decay_every, "must be a fraction of the phase in (0, 1]")
     if not 0 <= o.min_lr <= 1:
-        raise _bad("optim.min_lr", o.min_lr, "must be a fraction of optim.lr in [0, 1]")
+        raise bad_value("optim.min_lr", o.min_lr, "must be a fraction of optim.lr in [0, 1]")
 
     for key in ("pretrain_epochs", "pretrain_steps", "epochs", "steps"):
         if getattr(t, key) < 0:
-            raise _bad(f"train.{key}", getattr(t, key), "a phase length must be >= 0")
+            raise bad_value(f"train.{key}", getattr(t, key), "a phase length must be >= 0")
     if t.pretrain_epochs and t.pretrain_steps:
         raise ValueError(f"train.pretrain_epochs={t.pretrain_epochs} and train.pretrain_steps={t.pretrain_steps} "
                          "are both set: give the pretraining length in epochs or in steps, not both")
@@ -302,22 +293,22 @@ def validate(cfg: RunConfig) -> RunConfig:
                          "train.pretrain_epochs or train.pretrain_steps)")
     _validate_arch(cfg)
     if t.aux_weight < 0 or not math.isfinite(t.aux_weight):
-        raise _bad("train.aux_weight", t.aux_weight, "must be a finite number >= 0")
+        raise bad_value("train.aux_weight", t.aux_weight, "must be a finite number >= 0")
     for key in ("eval_every", "checkpoint_every"):
         if getattr(t, key) < 0:
-            raise _bad(f"train.{key}", getattr(t, key), "must be >= 0 (0 = only at the end)")
+            raise bad_value(f"train.{key}", getattr(t, key), "must be >= 0 (0 = only at the end)")
     if t.keep_best and not d.val_size:
         raise ValueError("train.keep_best=true chooses the best model on the validation split, but data.val_size=0 "
                          "carves none: set data.val_size > 0 (the test split is never used to choose)")
     if t.log_every < 1:
-        raise _bad("train.log_every", t.log_every, "must be >= 1")
+        raise bad_value("train.log_every", t.log_every, "must be >= 1")
     if t.max_minutes < 0:
-        raise _bad("train.max_minutes", t.max_minutes, "must be >= 0 (0 = no budget)")
-    _choice("train.precision", t.precision, PRECISIONS)
+        raise bad_value("train.max_minutes", t.max_minutes, "must be >= 0 (0 = no budget)")
+    check_choice("train.precision", t.precision, PRECISIONS)
     if t.train_eval_size < 0:
-        raise _bad("train.train_eval_size", t.train_eval_size, "must be >= 0 (0 = no training-set evaluation)")
+        raise bad_value("train.train_eval_size", t.train_eval_size, "must be >= 0 (0 = no training-set evaluation)")
     if not re.fullmatch(r"auto|cpu|cuda(:\d+)?", t.device):
-        raise _bad("train.device", t.device, "choose one of auto, cpu, cuda, cuda:N")
+        raise bad_value("train.device", t.device, "choose one of auto, cpu, cuda, cuda:N")
     return cfg
 
 
@@ -327,7 +318,7 @@ def _validate_arch(cfg: RunConfig) -> None:
     a.validate()
     pretrains = bool(t.pretrain_epochs or t.pretrain_steps)
     key, val = ("train.pretrain_epochs", t.pretrain_epochs) if t.pretrain_epochs else ("train.pretrain_steps", t.pretrain_steps)
-    if a.name == "rnn" and pretrains and m.aux == "none":
+    if a.name == "rnn" and pretrains and not m.objective_names:
         raise ValueError(f"{key}={val} needs an auxiliary loss, but model.aux='none': pretraining is auxiliary-only. "
                          f"Set {key}=0 or model.aux to one of reconstruct, predict, both")
     if a.name == "transformer" and pretrains:
@@ -346,7 +337,8 @@ def fit_to_data(cfg: RunConfig, info, n_train: int | None = None) -> RunConfig:
         info: an auxrnn.data.DatasetInfo (loaded, or `static_info` for a check without data): name,
             n_classes, channels, seq_len (the longest sequence), variable_length.
         n_train: training examples after any validation carve-out, when known.
-    What needs model code (a Transformer matched to the r-LSTM) is checked by auxrnn.models.check.
+    What needs model code (a Transformer matched to the r-LSTM, an auxiliary subsequence that must fit the
+    sequences) is checked by auxrnn.models.check.
     """
     m, explicit = cfg.model, getattr(cfg, "_explicit", set())
     channels = tuple(int(c) for c in info.channels)
@@ -369,13 +361,6 @@ def fit_to_data(cfg: RunConfig, info, n_train: int | None = None) -> RunConfig:
             raise ValueError(f"arch.max_len={a.max_len} is shorter than the sequences of {info.name!r} (length {T}"
                              f"{', at most' if info.variable_length else ''}): learned positions need "
                              f"arch.max_len >= {T} (or 0 = the data's length)")
-    if m.aux != "none" and a.name == "rnn":
-        # r-LSTM rebuilds L elements before an anchor; p-LSTM predicts L elements after one.
-        room = T if m.aux == "reconstruct" else T - 1
-        if m.subseq_len > room:
-            raise ValueError(f"model.subseq_len={m.subseq_len} is longer than the sequences of {info.name!r} "
-                             f"(length {T}{', at most' if info.variable_length else ''}): the auxiliary "
-                             f"subsequence must fit, so choose model.subseq_len <= {room}")
     if n_train is not None:
         if n_train < 1:
             raise ValueError(f"dataset {info.name!r} leaves no training examples (data.val_size={cfg.data.val_size})")

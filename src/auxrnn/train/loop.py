@@ -120,7 +120,7 @@ class Run:
         with distributed.node_leader_first(d):  # one fetch per node at most (decision D11)
             self.splits = batches.load_splits(cfg.data)
         fit_to_data(cfg, self.splits.info, len(self.splits.train))
-        models.check(cfg.model, cfg.arch, self.splits.info.name)  # e.g. no matching Transformer: before any work
+        models.check(cfg.model, cfg.arch, self.splits.info)  # e.g. no matching Transformer: before any work
         if cfg.data.batch_size % d.world_size:
             raise ValueError(f"data.batch_size={cfg.data.batch_size} must be divisible by the number of processes "
                              f"({d.world_size})")

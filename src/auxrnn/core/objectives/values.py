@@ -1,0 +1,16 @@
+"""The score of real-valued targets: squared error on standardised values (decision M20).
+
+Shared by ReconstructValues and PredictValues. A Gaussian NLL with a learned variance would add a head
+whose variance collapses towards 0 on flat stretches of a recording (the loss is unbounded below);
+with standardised targets a unit-variance Gaussian NLL is this squared error / 2 plus a constant.
+"""
+from __future__ import annotations
+
+import torch
+
+
+def squared_error(pred: torch.Tensor, targets: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, int]:
+    """pred, targets: (R, L, C); mask: (R, L) CPU bool. Returns (summed squared error, scored values)."""
+    m = mask.to(pred.device).unsqueeze(-1)
+    err = (pred - targets.to(pred.dtype).reshape(pred.shape)) ** 2
+    return (err * m).sum(), int(mask.sum()) * pred.shape[-1]
