@@ -143,8 +143,29 @@ def test_training_real_values_with_a_token_model_is_a_clear_error(signals, tmp_p
     assert main(["train", "--preset", "none", "data.name=arrays", f"data.options.path={folder}",
                  "data.options.quantiser=none", "data.batch_size=4", "train.steps=1",
                  f"train.out={tmp_path / 'run'}", "--no-progress"]) == 2
-    assert "gives real-valued inputs (data.options.quantiser=none), but this model reads integer tokens" in \
-        capsys.readouterr().err
+    assert "gives real-valued inputs (data.options.quantiser=none): read them with model.encoder=linear and " \
+           "real-valued objectives" in capsys.readouterr().err
+
+
+def test_real_values_train_end_to_end_and_predict_from_raw_arrays(signals, tmp_path, capsys):
+    """quantiser=none + model.encoder=linear + the real-valued r-LSTM objective, from the CLI to auxrnn predict."""
+    import numpy as np
+
+    folder, _, _ = signals
+    run = tmp_path / "run"
+    args = ["train", "--preset", "none", "data.name=arrays", f"data.options.path={folder}",
+            "data.options.quantiser=none", "data.batch_size=4", "model.encoder=linear", "model.aux=reconstruct_values",
+            "model.hidden=8", "model.embed_dim=4", "model.aux_hidden=8", "model.ffn_hidden=8", "model.subseq_len=3",
+            "model.truncate=4", "model.aux_truncate=3", "train.pretrain_steps=1", "train.steps=2",
+            "train.tensorboard=false", f"train.out={run}", "--no-progress"]
+    assert main(args) == 0
+    ckpt = torch.load(run / "checkpoints" / "last.pt", weights_only=True)
+    assert set(ckpt["config"]["model"]["channels"]) == {0} and "standardise_mean" in ckpt["data"]
+    x = np.load(folder / "x_test.npy")
+    out = tmp_path / "p.npy"
+    assert main(["predict", str(run), "--data", str(folder / "x_test.npy"), "--out", str(out)]) == 0
+    pred = np.load(out)
+    assert len(pred) == len(x) and np.allclose(pred["probs"].sum(axis=1), 1.0, atol=1e-5)
 
 
 def test_integer_tokens_keep_the_vocabulary_of_every_training_item(tmp_path):

@@ -24,7 +24,7 @@ class Encoder(nn.Module):
         super().__init__()
         if kind not in ENCODERS:
             raise ValueError(f"unknown encoder {kind!r}; choose one of {ENCODERS}")
-        if not channels or min(channels) < 2:
+        if not channels or (kind != "linear" and min(channels) < 2):  # linear: real values, any entry (0 = real)
             raise ValueError(f"channels must list a vocabulary size >= 2 per channel, got {channels}")
         self.kind, self.channels = kind, tuple(int(c) for c in channels)
         offsets = torch.tensor([0, *self.channels[:-1]]).cumsum(0)

@@ -37,8 +37,10 @@ def check_fields(cfg, choices: dict[str, tuple], positive: tuple[str, ...]) -> N
             raise bad_value(f"model.{key}", getattr(cfg, key), "must be >= 1")
     if not 0.0 <= cfg.dropout < 1.0:
         raise bad_value("model.dropout", cfg.dropout, "must be in [0, 1)")
-    if not cfg.channels or min(cfg.channels) < 2:
-        raise bad_value("model.channels", cfg.channels, "one vocabulary size >= 2 per input channel")
+    real = getattr(cfg, "encoder", "") == "linear" and all(c == 0 for c in cfg.channels)  # real values (quantiser=none)
+    if not cfg.channels or (not real and min(cfg.channels) < 2):
+        raise bad_value("model.channels", cfg.channels, "one vocabulary size >= 2 per input channel (0 per channel "
+                        "for real values read by model.encoder=linear)")
 
 
 def config_dict(cfg) -> dict:

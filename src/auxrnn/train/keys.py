@@ -13,14 +13,14 @@ import typing
 from dataclasses import dataclass
 from typing import Any
 
-from auxrnn.models.config import ARCHS, AUX_KINDS, CELLS, ENCODERS, POSITIONS, READOUTS
-from auxrnn.train.config import DATASETS, OPTIMIZERS, SCHEDULES, SECTIONS, RunConfig
+from auxrnn.models.config import ARCHS, CELLS, ENCODERS, POSITIONS, READOUTS
+from auxrnn.train.config import DATASETS, OPTIMIZERS, PRECISIONS, SCHEDULES, SECTIONS, RunConfig
 from auxrnn.train.values import type_name
 
 # The named choices of the keys that have them (shown by `auxrnn train --help-keys`).
 CHOICES = {"data.name": DATASETS, "optim.optimizer": OPTIMIZERS, "optim.schedule": SCHEDULES,
-           "model.encoder": ENCODERS, "model.cell": CELLS, "model.aux": AUX_KINDS, "arch.name": ARCHS,
-           "arch.positions": POSITIONS, "arch.readout": READOUTS}
+           "model.encoder": ENCODERS, "model.cell": CELLS, "arch.name": ARCHS,
+           "arch.positions": POSITIONS, "arch.readout": READOUTS, "train.precision": PRECISIONS}
 
 
 @dataclass
