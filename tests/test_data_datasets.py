@@ -155,7 +155,7 @@ def test_idx_permutation_is_saved_like_pmnist(tmp_path, monkeypatch):
     src = _fake_mnist_files(tmp_path, monkeypatch)
 
     def cfg(name, **options):
-        return SimpleNamespace(name=name, root=str(tmp_path / "root"), options=options, val_size=0, val_seed=0)
+        return SimpleNamespace(name=name, root=str(tmp_path / "root"), options=options, val_size=0, val_seed=0, keep_last=0)
 
     pm = load_splits(cfg("pmnist", local_dir=str(src), search_local=False, mirrors=[], npm=False))
     ix = load_splits(cfg("idx", folder=str(src), perm_seed=0))
