@@ -28,6 +28,12 @@ def check_choice(key: str, value: Any, allowed: tuple) -> None:
         raise bad_value(key, value, f"choose one of {', '.join(map(str, allowed))}")
 
 
+# Real-valued inputs (channels of 0: the arrays source with quantiser=none) need a real-valued model.
+REAL_INPUTS = ("gives real-valued inputs (data.options.quantiser=none): read them with model.encoder=linear and "
+               "real-valued objectives (model.aux=reconstruct_values, predict_values or none), or quantise them "
+               "(data.options.quantiser=quantile)")
+
+
 def check_fields(cfg, choices: dict[str, tuple], positive: tuple[str, ...]) -> None:
     """Checks every model config shares: named choices, sizes >= 1, dropout in [0, 1), one vocabulary per channel."""
     for key, allowed in choices.items():
@@ -37,8 +43,10 @@ def check_fields(cfg, choices: dict[str, tuple], positive: tuple[str, ...]) -> N
             raise bad_value(f"model.{key}", getattr(cfg, key), "must be >= 1")
     if not 0.0 <= cfg.dropout < 1.0:
         raise bad_value("model.dropout", cfg.dropout, "must be in [0, 1)")
-    real = getattr(cfg, "encoder", "") == "linear" and all(c == 0 for c in cfg.channels)  # real values (quantiser=none)
-    if not cfg.channels or (not real and min(cfg.channels) < 2):
+    if cfg.channels and all(c == 0 for c in cfg.channels):  # real values (quantiser=none)
+        if getattr(cfg, "encoder", "") != "linear":
+            raise ValueError(f"the data {REAL_INPUTS}")
+    elif not cfg.channels or min(cfg.channels) < 2:
         raise bad_value("model.channels", cfg.channels, "one vocabulary size >= 2 per input channel (0 per channel "
                         "for real values read by model.encoder=linear)")
 

@@ -20,7 +20,7 @@ from torch import nn
 from auxrnn.core.model import AuxModel
 from auxrnn.core.objectives import OBJECTIVES
 from auxrnn.models.auxrnn import AuxRNN, objective_names
-from auxrnn.models.config import ARCHS, ArchConfig, ModelConfig
+from auxrnn.models.config import ARCHS, REAL_INPUTS, ArchConfig, ModelConfig
 from auxrnn.models.pretrained_lstm import PretrainedLSTMConfig, SequencePretrainedLSTM
 from auxrnn.models.transformer import (TransformerClassifier, TransformerConfig, matched_transformer_config,
                                        parameter_report)
@@ -51,6 +51,9 @@ def check(model: ModelConfig, arch: ArchConfig, info=None) -> AnyConfig:
     must hold each objective's subsequence), or only the dataset's name, or None. Returns the resolved config.
     """
     name = info if isinstance(info, str) else getattr(info, "name", None)
+    real = [getattr(OBJECTIVES.get(n), "real_valued", False) for n in model.objective_names]
+    if 0 in tuple(model.channels) and (model.encoder != "linear" or arch.name != "rnn" or not all(real)):
+        raise ValueError(f"dataset {name!r} {REAL_INPUTS}")
     try:
         resolved = resolve(model, arch)
     except ValueError as exc:

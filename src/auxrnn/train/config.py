@@ -348,10 +348,6 @@ def fit_to_data(cfg: RunConfig, info, n_train: int | None = None) -> RunConfig:
     if "model.n_classes" in explicit and m.n_classes != int(info.n_classes):
         raise ValueError(f"model.n_classes={m.n_classes} does not fit dataset {info.name!r} with {info.n_classes} "
                          "classes; drop model.n_classes (it is filled from the data)")
-    if 0 in channels and (m.encoder != "linear" or any(not n.endswith("_values") for n in m.objective_names)):
-        raise ValueError(f"dataset {info.name!r} gives real-valued inputs (data.options.quantiser=none): read them "
-                         f"with model.encoder=linear and real-valued objectives (model.aux=reconstruct_values, "
-                         f"predict_values or none), or quantise them (data.options.quantiser=quantile)")
     m.channels, m.n_classes = channels, int(info.n_classes)
     T = int(info.seq_len)
     a = cfg.arch

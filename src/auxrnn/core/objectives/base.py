@@ -54,6 +54,7 @@ class Objective(nn.Module):
     """
 
     name: ClassVar[str] = ""
+    real_valued: ClassVar[bool] = False  # its targets are real values (auxrnn.core.objectives.values), not tokens
     attr: ClassVar[str] = ""
 
     def __init__(self, n_anchors: int = 1, subseq_len: int = 600, truncate: int = 300, weight: float = 1.0):

@@ -9,28 +9,16 @@ import torch
 from torch import nn
 
 from auxrnn.core.objectives.reconstruct import Reconstruct
-from auxrnn.core.objectives.values import squared_error
+from auxrnn.core.objectives.values import ValueTargets
 
 
-class ReconstructValues(Reconstruct):
+class ReconstructValues(ValueTargets, Reconstruct):
     """Reconstruct with real-valued targets. channels: C, the number of values per step (an int)."""
 
     name, attr = "reconstruct_values", "value_reconstructor"
 
-    @classmethod
-    def from_model(cls, cfg, weight: float = 1.0) -> "ReconstructValues":
-        obj = super().from_model(cfg, weight)
-        obj.channels = len(cfg.channels)
-        return obj
-
     def input_encoder(self) -> nn.Module:
         return nn.Linear(int(self.channels), self.embed_dim)
-
-    def output_size(self) -> int:
-        return int(self.channels)
-
-    def score(self, out, targets, mask):
-        return squared_error(out, targets, mask)
 
     def feedback(self, step: torch.Tensor) -> torch.Tensor:
         return step  # free-running: the decoder reads its own previous values

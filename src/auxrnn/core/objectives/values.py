@@ -9,6 +9,27 @@ from __future__ import annotations
 import torch
 
 
+class ValueTargets:
+    """What a real-valued objective changes in its token twin: C values per step out, squared error as score.
+
+    Listed before the twin (`class PredictValues(ValueTargets, Predict)`); `channels` becomes C, an int.
+    """
+
+    real_valued = True
+
+    @classmethod
+    def from_model(cls, cfg, weight: float = 1.0):
+        obj = super().from_model(cfg, weight)
+        obj.channels = len(cfg.channels)
+        return obj
+
+    def output_size(self) -> int:
+        return int(self.channels)
+
+    def score(self, out, targets, mask):
+        return squared_error(out, targets, mask)
+
+
 def squared_error(pred: torch.Tensor, targets: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, int]:
     """pred, targets: (R, L, C); mask: (R, L) CPU bool. Returns (summed squared error, scored values)."""
     m = mask.to(pred.device).unsqueeze(-1)
