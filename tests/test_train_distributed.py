@@ -12,7 +12,7 @@ from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 import torch
 from conftest import TINY_MODEL, same_threads_env, tiny_args
-from fixtures_formats import REAL_MNIST, have_real_mnist
+from fixtures_formats import gz_mnist_folder, have_real_mnist
 
 TINY = tiny_args(35, 4)
 
@@ -81,7 +81,8 @@ def test_two_gloo_ranks_fetch_the_data_once_then_both_train(tmp_path):
     """An empty data root and MNIST served from a local folder as an HTTP mirror: local rank 0 fetches
     (4 files, each asked for once) while rank 1 waits at the barrier, then both read it and train. No
     OMP_NUM_THREADS: torchrun's own 1 is replaced by each rank's share of the cores."""
-    srv = ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(_CountingFiles, directory=str(REAL_MNIST)))
+    served = gz_mnist_folder(tmp_path / "mirror")  # a mirror serves .gz, whichever form AUXRNN_MNIST_DIR holds
+    srv = ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(_CountingFiles, directory=str(served)))
     srv.requests = []
     threading.Thread(target=srv.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
     try:
