@@ -53,7 +53,6 @@ def test_override_without_equals_sign_is_refused():
     (["model.aux=reconstruct+", "train.steps=1"], r"model\.aux='reconstruct\+' is invalid: use 'none', 'both'"),
     (["optim.optimizer=sgd", "train.steps=1"], r"optim\.optimizer='sgd' is invalid: choose one of adam, rmsprop"),
     (["optim.schedule=linear", "train.steps=1"], r"optim\.schedule='linear' is invalid: choose one of constant, step, cosine"),
-    (["data.name=imagenet", "train.steps=1"], r"data\.name='imagenet' is invalid: choose one of mnist"),
     (["train.steps=-5"], r"train\.steps=-5 is invalid: a phase length must be >= 0"),
     (["train.pretrain_epochs=-1", "train.steps=1"], r"train\.pretrain_epochs=-1 is invalid"),
     (["train.epochs=1", "train.steps=5"], r"give the training length in epochs or in steps, not both"),
@@ -183,8 +182,16 @@ def test_cpu_scale_cells_differ_from_the_paper_presets_only_where_allowed(cell):
     assert differ == set(), {k: (paper[k], cpu[k]) for k in differ}
 
 
-def test_config_knows_every_dataset_the_data_layer_registers():
-    from auxrnn.data import DATASETS as REGISTERED
-    from auxrnn.train.config import DATASETS
+def test_dataset_names_come_from_the_data_registry_alone(tmp_path):
+    """One list of dataset names: the data layer's registry. A run refuses a name it lacks before making its
+    folder, and --help-keys lists exactly its names."""
+    from auxrnn.data import DATASETS
+    from auxrnn.train.keys import describe_keys
+    from auxrnn.train.runs import new_run
 
-    assert set(DATASETS) == set(REGISTERED)
+    out = tmp_path / "run"
+    with pytest.raises(ValueError, match=r"data\.name='imagenet' is invalid: choose one of mnist, pmnist"):
+        new_run("default", {"data.name": "imagenet", "train.out": str(out)})
+    assert not out.exists()
+    (line,) = [k.help for k in describe_keys() if k.key == "data.name"]
+    assert line.endswith(f"[{' | '.join(DATASETS)}]")

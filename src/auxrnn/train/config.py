@@ -16,7 +16,8 @@ field (auxrnn.train.values) and every key against the dataclasses: a typo is an 
 ignored knob.
 
 Validation happens in two stages, both before any training work: `validate(cfg)` checks what the config
-alone can tell (choices, signs, phase lengths); `fit_to_data(cfg, info, n_train)` fills the model's
+alone can tell (choices, signs, phase lengths; data.name is checked against the data layer's registry, the one
+list of dataset names, by auxrnn.train.runs); `fit_to_data(cfg, info, n_train)` fills the model's
 channels and n_classes from the dataset and checks the combinations that depend on it (a subsequence
 longer than the sequences, a head that does not fit the data, a batch larger than the training set).
 The model.* and arch.* sections check themselves (auxrnn.models.config); what needs model code, such
@@ -41,8 +42,6 @@ from auxrnn.models.config import ArchConfig, ModelConfig, bad_value, check_choic
 from auxrnn.train.presets import PRESETS, list_presets, preset_layers, preset_path  # noqa: F401 - this API too
 from auxrnn.train.values import coerce, parse_overrides  # noqa: F401 - parse_overrides is this module's API too
 
-# The names of auxrnn.data.DATASETS (this module imports no data code; tests/test_config.py keeps them equal).
-DATASETS = ("mnist", "pmnist", "cifar10", "stanforddogs", "dbpedia", "idx", "csv", "copy", "adding", "arrays")
 OPTIMIZERS = ("adam", "rmsprop")
 SCHEDULES = ("constant", "step", "cosine")
 PRECISIONS = ("fp32", "bf16", "auto")
@@ -249,7 +248,6 @@ def dump_yaml(cfg: RunConfig) -> str:
 def validate(cfg: RunConfig) -> RunConfig:
     """Checks that need no data. Raises ValueError naming the key, the bad value and what is allowed."""
     d, m, o, t = cfg.data, cfg.model, cfg.optim, cfg.train
-    check_choice("data.name", d.name, DATASETS)
     for key in ("batch_size", "eval_batch_size"):
         if getattr(d, key) < 1:
             raise bad_value(f"data.{key}", getattr(d, key), "must be >= 1")

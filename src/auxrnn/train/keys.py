@@ -14,11 +14,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from auxrnn.models.config import ARCHS, CELLS, ENCODERS, POSITIONS, READOUTS
-from auxrnn.train.config import DATASETS, OPTIMIZERS, PRECISIONS, SCHEDULES, SECTIONS, RunConfig
+from auxrnn.train.config import OPTIMIZERS, PRECISIONS, SCHEDULES, SECTIONS, RunConfig
 from auxrnn.train.values import type_name
 
 # The named choices of the keys that have them (shown by `auxrnn train --help-keys`).
-CHOICES = {"data.name": DATASETS, "optim.optimizer": OPTIMIZERS, "optim.schedule": SCHEDULES,
+CHOICES = {"optim.optimizer": OPTIMIZERS, "optim.schedule": SCHEDULES,
            "model.encoder": ENCODERS, "model.cell": CELLS, "arch.name": ARCHS,
            "arch.positions": POSITIONS, "arch.readout": READOUTS, "train.precision": PRECISIONS}
 
@@ -50,13 +50,16 @@ def describe_keys(sections: dict[str, type] | None = None) -> list[KeyHelp]:
     if sections is None:
         hints = typing.get_type_hints(RunConfig)
         sections = {name: hints[name] for name in SECTIONS}
+    from auxrnn.data import DATASETS  # the registry: the one list of dataset names
+
+    choices = {**CHOICES, "data.name": tuple(DATASETS)}
     out = [KeyHelp("preset", "str", RunConfig.preset, _field_comments(RunConfig)["preset"])]
     for section, cls in sections.items():
         comments, hints, default = _field_comments(cls), typing.get_type_hints(cls), cls()
         for f in dataclasses.fields(cls):
             key = f"{section}.{f.name}"
             text = comments.get(f.name, "")
-            if key in CHOICES:
-                text += f" [{' | '.join(CHOICES[key])}]"
+            if key in choices:
+                text += f" [{' | '.join(choices[key])}]"
             out.append(KeyHelp(key, type_name(hints[f.name]), getattr(default, f.name), text))
     return out

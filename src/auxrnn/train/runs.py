@@ -24,6 +24,7 @@ from typing import Any, Iterator
 import yaml
 
 from auxrnn.train import checkpoint
+from auxrnn.models.config import check_choice
 from auxrnn.train.config import RunConfig, build_config, from_dict, set_key, validate
 
 CONFIG_FILE = "config.yaml"
@@ -62,7 +63,7 @@ def _restarted_job_of(run_dir: Path) -> bool:
 def new_run(preset: str | None, overrides: dict[str, Any]) -> tuple[RunConfig, Path]:
     """Config and folder of a fresh run; refuses a folder that already holds a checkpoint, except the job's
     own after a torchrun restart (the caller then resumes it: `elastic_restart`)."""
-    cfg = build_config(preset, overrides)
+    cfg = check_dataset(build_config(preset, overrides))
     run_dir = default_run_dir(cfg)
     cfg.train.out = str(run_dir)
     refuse_if_owned(run_dir)
@@ -70,6 +71,15 @@ def new_run(preset: str | None, overrides: dict[str, Any]) -> tuple[RunConfig, P
         raise ValueError(f"run folder {run_dir} already holds a checkpoint: continue it with "
                          f"`auxrnn train --resume {run_dir}` or choose another train.out")
     return cfg, run_dir
+
+
+def check_dataset(cfg: RunConfig) -> RunConfig:
+    """data.name against the data layer's registry, the one list of dataset names (the config schema imports
+    no data code). Returns cfg."""
+    from auxrnn.data import DATASETS
+
+    check_choice("data.name", cfg.data.name, tuple(DATASETS))
+    return cfg
 
 
 def resume_config(run_dir: Path, overrides: dict[str, Any]) -> RunConfig:
@@ -85,7 +95,7 @@ def resume_config(run_dir: Path, overrides: dict[str, Any]) -> RunConfig:
                              f"{', '.join(RESUMABLE_KEYS)}")
         set_key(cfg, key, value)
     cfg.train.out = str(run_dir)
-    return validate(cfg)
+    return check_dataset(validate(cfg))
 
 
 class RunFolderBusy(RuntimeError):
