@@ -103,7 +103,7 @@ def main(argv: list[str] | None = None) -> int:
     select = [(m, i, p) for m, points in grid.items() for i, p in enumerate(points)]
     sums = run_all([(args.runs / "select" / f"{m}_{i}", args.data, p,
                      {**extra, "data.val_size": args.val_size, "train.seed": 0}) for m, i, p in select])
-    report: dict = {"budget": {"updates": args.updates, "pretrain_rlstm": args.pretrain, "batch": 20},
+    report: dict = {"budget": {"updates": args.updates, "pretrain_rlstm": args.pretrain, "batch": int({**COMMON, **extra}["data.batch_size"])},
                     "val_size": args.val_size, "seeds": args.seeds, "methods": {}}
     chosen = {}
     for (m, i, p), s in zip(select, sums):
