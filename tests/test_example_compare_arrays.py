@@ -63,6 +63,8 @@ def test_tiny_comparison_selects_on_validation_and_reports_every_seed(tmp_path):
         sel = json.loads((runs / "select" / f"{m}_0" / "summary.json").read_text())
         fin = json.loads((runs / "test" / f"{m}_seed1" / "summary.json").read_text())
         assert sel["val_count"] == 6 and "val_accuracy" not in fin and fin["seed"] == 1
-    assert done.stdout.strip().splitlines()[-1] == f"report: {report}"
+    assert done.stdout.strip().splitlines()[-1] == f"report: {report} and {report.with_suffix('.md')}"
+    table = report.with_suffix(".md").read_text()
+    assert table.count("\n| r-LSTM, real values | values, lr ") == 5  # its result row and its 4 grid points
     again = subprocess.run(cmd, capture_output=True, text=True, timeout=300)  # finished runs are reused
     assert again.returncode == 0 and json.loads(report.read_text()) == out

@@ -12,7 +12,7 @@ Every method gets the same budget: the same main network (LSTM-128, Truncate300)
 optimizer updates of 20 series (the r-LSTMs spend 100 of them on auxiliary-only pretraining).
 
     python examples/arrays/prepare_acsf1.py data/acsf1
-    python examples/arrays/compare_acsf1.py data/acsf1 runs/acsf1-compare --report acsf1-compare.json
+    python examples/arrays/compare_acsf1.py data/acsf1 runs/acsf1-compare     # RUNS/report.json and report.md
 
 Finished runs are reused and interrupted ones resumed, so the command can be run again after a stop.
 """
@@ -79,11 +79,30 @@ def train(folder: Path, data: Path, point: dict, extra: dict) -> dict:
     return json.loads(summary.read_text())
 
 
+LABELS = {"lstm": "plain LSTM", "rlstm_tokens": "r-LSTM, quantised tokens", "rlstm_values": "r-LSTM, real values"}
+
+
+def markdown(report: dict) -> str:
+    """The report as two Markdown tables: the test result per method, then every grid point's validation."""
+    rows = ["| method | settings chosen on validation | test accuracy, mean ± sd (%) | per seed "
+            "| parameters (main + aux) | wall time per run |", "|---|---|---|---|---|---|"]
+    for m, e in report["methods"].items():
+        seeds = " / ".join(f"{a:.0f}" for a in e["test_accuracy"])
+        wall = statistics.mean(e["wall_seconds"])
+        rows.append(f"| {LABELS.get(m, m)} | {e['chosen']} | **{e['mean']:.1f} ± {e['sd']:.1f}** | {seeds} | "
+                    f"{e['parameters']['main']:,} + {e['parameters']['auxiliary']:,} | {wall:.0f} s |")
+    rows += ["", "| method | grid point | validation accuracy (%) |", "|---|---|---|"]
+    for m, e in report["methods"].items():
+        rows += [f"| {LABELS.get(m, m)} | {g['settings']} | {g['val_accuracy']:.0f} |" for g in e["grid"]]
+    return "\n".join(rows) + "\n"
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("data", type=Path, help="folder written by prepare_acsf1.py")
     ap.add_argument("runs", type=Path, help="folder for the runs (one subfolder each)")
-    ap.add_argument("--report", type=Path, help="JSON file for the results (default RUNS/report.json)")
+    ap.add_argument("--report", type=Path,
+                    help="JSON file for the results (default RUNS/report.json; the tables beside it as .md)")
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     ap.add_argument("--val-size", type=int, default=20)
     ap.add_argument("--updates", type=int, default=UPDATES, help="optimizer updates of every run")
@@ -103,7 +122,8 @@ def main(argv: list[str] | None = None) -> int:
     select = [(m, i, p) for m, points in grid.items() for i, p in enumerate(points)]
     sums = run_all([(args.runs / "select" / f"{m}_{i}", args.data, p,
                      {**extra, "data.val_size": args.val_size, "train.seed": 0}) for m, i, p in select])
-    report: dict = {"budget": {"updates": args.updates, "pretrain_rlstm": args.pretrain, "batch": int({**COMMON, **extra}["data.batch_size"])},
+    batch = int({**COMMON, **extra}["data.batch_size"])
+    report: dict = {"budget": {"updates": args.updates, "pretrain_rlstm": args.pretrain, "batch": batch},
                     "val_size": args.val_size, "seeds": args.seeds, "methods": {}}
     chosen = {}
     for (m, i, p), s in zip(select, sums):
@@ -129,7 +149,8 @@ def main(argv: list[str] | None = None) -> int:
     out = args.report or args.runs / "report.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(report, indent=1) + "\n")
-    print(f"report: {out}")
+    out.with_suffix(".md").write_text(markdown(report))
+    print(f"report: {out} and {out.with_suffix('.md')}")
     return 0
 
 
