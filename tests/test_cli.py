@@ -1,5 +1,7 @@
 """The command line: dispatch, overrides anywhere, clear errors, discoverable presets and keys."""
 import dataclasses
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -113,3 +115,12 @@ def test_check_refuses_cuda_without_cuda(monkeypatch, capsys):
     err = capsys.readouterr().err
     assert "train.device='cuda' but CUDA is not available" in err and "Traceback" not in err
     assert main(["train", "--check", "train.device=cpu"]) == 0
+
+
+def test_a_reader_that_stops_early_gets_no_traceback():
+    """`auxrnn presets | head -1`: the closed pipe ends the command quietly (exit 141, as SIGPIPE would)."""
+    proc = subprocess.Popen([sys.executable, "-m", "auxrnn", "presets"], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE)
+    proc.stdout.close()  # the reader is gone before the first line
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=120) == 141 and err == "", err
