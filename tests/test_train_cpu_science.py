@@ -150,9 +150,11 @@ def test_figure_4_and_5_are_drawn_from_run_folders(tmp_path, capsys):
     for name in ("fig4-mnist-cpu", "fig5-mnist-cpu"):
         exp = reproduce.get(name)
         for i, cell in enumerate(exp.cells):
-            evals = [{"step": s, "test_acc": 20.0 + i + s / 100, "train_eval_acc": 25.0 + s / 100} for s in (200, 400)]
-            if not reproduce.cell_dir(exp, cell, tmp_path).exists():
-                _fake_run(reproduce.cell_dir(exp, cell, tmp_path), 30.0 + i, evals)
+            folder = reproduce.cell_dir(exp, cell, tmp_path)
+            if not folder.exists():  # a cell two experiments share is faked once
+                evals = [{"step": s, "test_acc": 20.0 + i + s / 100, "train_eval_acc": 25.0 + s / 100}
+                         for s in (200, 400)]
+                _fake_run(folder, 30.0 + i, evals)
     for name in ("fig4-mnist-cpu", "fig5-mnist-cpu"):
         png = plot_curves(name, tmp_path, tmp_path / f"{name}.png")
         assert png.stat().st_size > 10_000

@@ -1,6 +1,6 @@
 """Plain LSTM against r-LSTM on tokens against r-LSTM on real values, on ACSF1 (docs/arrays.md, "Comparison").
 
-Two stages, every run an `auxrnn train` subprocess with one thread:
+Two stages, every run an `auxrnn train` subprocess with one thread (the cells runner of `auxrnn reproduce`):
 
 1. **Selection on validation.** Each method trains once (seed 0) per point of its small grid with 20 of the
    100 training series held out (`data.val_size=20`); the point with the highest validation accuracy at the
@@ -21,11 +21,9 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
-import os
+import logging
 import statistics
-import subprocess
 import sys
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 COMMON = {"data.name": "arrays", "data.batch_size": 20, "data.eval_batch_size": 100, "model.hidden": 128,
@@ -61,22 +59,21 @@ def describe(point: dict) -> str:
     return ", ".join(parts)
 
 
-def train(folder: Path, data: Path, point: dict, extra: dict) -> dict:
-    """One run (reused when finished, resumed when interrupted); returns its summary.json."""
-    summary = folder / "summary.json"
-    if summary.is_file() and json.loads(summary.read_text()).get("status") == "finished":
-        return json.loads(summary.read_text())
-    keys = {**COMMON, **point, **extra, "data.options.path": str(data)}
-    if (folder / "checkpoints" / "last.pt").is_file():
-        argv = ["--resume", str(folder)]
-    else:
-        argv = ["--preset", "none", *(f"{k}={v}" for k, v in keys.items()), f"train.out={folder}"]
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    res = subprocess.run([sys.executable, "-m", "auxrnn", "train", "--no-progress", *argv],
-                         capture_output=True, text=True, env=env)
-    if res.returncode:
-        raise RuntimeError(f"{folder}: auxrnn train exited {res.returncode}\n{res.stderr[-2000:]}")
-    return json.loads(summary.read_text())
+def run_stage(name: str, runs: dict[str, dict], root: Path, jobs: int) -> dict[str, dict]:
+    """Train every run {id: config keys} of a stage as a cell of auxrnn.reproduce (one `auxrnn train`
+    subprocess each, one thread, `jobs` at once; finished runs reused, interrupted ones resumed) in
+    ROOT/NAME/ID; returns {id: its summary.json}."""
+    from auxrnn import reproduce
+    from auxrnn.train.metrics import read_summary
+
+    exp = reproduce.Experiment(name, name, "", [reproduce.Cell(rid, rid, "none", overrides=keys)
+                                                for rid, keys in runs.items()])
+    reproduce.run_parallel([(exp, c) for c in exp.cells], root, {"train.threads": 1}, jobs)
+    summaries = {c.id: read_summary(reproduce.cell_dir(exp, c, root)) for c in exp.cells}
+    failed = [rid for rid, s in summaries.items() if (s or {}).get("status") != "finished"]
+    if failed:
+        raise SystemExit(f"not finished: {', '.join(failed)} (see stdout.log in {root / name}/<run>)")
+    return summaries
 
 
 LABELS = {"lstm": "plain LSTM", "rlstm_tokens": "r-LSTM, quantised tokens", "rlstm_values": "r-LSTM, real values"}
@@ -110,31 +107,33 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--jobs", type=int, default=1, help="runs at once, one thread each")
     ap.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="more config for every run")
     args = ap.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")  # a line per run started or reused
     if not 0 < args.pretrain < args.updates:
         ap.error(f"--pretrain must be in 1..{args.updates - 1}")
     extra = dict(kv.split("=", 1) for kv in args.set)
     grid = methods(args.updates, args.pretrain)
 
-    def run_all(jobs):
-        with ThreadPoolExecutor(args.jobs) as pool:
-            return list(pool.map(lambda j: train(*j), jobs))
+    def keys(point: dict, more: dict) -> dict:
+        return {**COMMON, **point, **extra, **more, "data.options.path": str(args.data)}
 
-    select = [(m, i, p) for m, points in grid.items() for i, p in enumerate(points)]
-    sums = run_all([(args.runs / "select" / f"{m}_{i}", args.data, p,
-                     {**extra, "data.val_size": args.val_size, "train.seed": 0}) for m, i, p in select])
+    select = {f"{m}_{i}": (m, p) for m, points in grid.items() for i, p in enumerate(points)}
+    sums = run_stage("select", {rid: keys(p, {"data.val_size": args.val_size, "train.seed": 0})
+                                for rid, (m, p) in select.items()}, args.runs, args.jobs)
     batch = int({**COMMON, **extra}["data.batch_size"])
     report: dict = {"budget": {"updates": args.updates, "pretrain_rlstm": args.pretrain, "batch": batch},
                     "val_size": args.val_size, "seeds": args.seeds, "methods": {}}
     chosen = {}
-    for (m, i, p), s in zip(select, sums):
+    for rid, (m, p) in select.items():
+        s = sums[rid]
         entry = report["methods"].setdefault(m, {"grid": []})
         entry["grid"].append({"settings": describe(p), "val_accuracy": s["val_accuracy"]})
         if m not in chosen or s["val_accuracy"] > chosen[m][1]:
             chosen[m] = (p, s["val_accuracy"])
-    finals = [(m, seed) for m in grid for seed in args.seeds]
-    sums = run_all([(args.runs / "test" / f"{m}_seed{seed}", args.data, chosen[m][0], {**extra, "train.seed": seed})
-                    for m, seed in finals])
-    for (m, seed), s in zip(finals, sums):
+    finals = {f"{m}_seed{seed}": (m, seed) for m in grid for seed in args.seeds}
+    sums = run_stage("test", {rid: keys(chosen[m][0], {"train.seed": seed}) for rid, (m, seed) in finals.items()},
+                     args.runs, args.jobs)
+    for rid, (m, seed) in finals.items():
+        s = sums[rid]
         entry = report["methods"][m]
         entry["chosen"] = describe(chosen[m][0])
         entry.setdefault("test_accuracy", []).append(s["test_accuracy"])

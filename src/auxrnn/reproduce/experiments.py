@@ -130,10 +130,9 @@ def _figure4_cpu() -> Experiment:
     return Experiment(
         "fig4-mnist-cpu", "Figure 4 at CPU scale, sequential MNIST: shrinking the supervised BPTT, test accuracy (%)",
         "The table2-mnist-cpu r-LSTM (1550 steps; BPTT 300 is its published cell) with supervised BPTT 300, 100, "
-        "50, 1 and none (the classifier "
-        "learns from a detached state; only the auxiliary loss trains the LSTM). The paper's Fig. 4 is on "
-        "sequential CIFAR-10, which cannot be fetched here: its numbers stand beside ours for the shape of the "
-        "curve only. Reference lines: table2-mnist-cpu's LSTM Full BP and LSTM Truncate300, and chance.", cells,
+        "50, 1 and none (the classifier learns from a detached state; only the auxiliary loss trains the LSTM). "
+        "The paper's Fig. 4 is on sequential CIFAR-10, which cannot be fetched here: its numbers stand beside "
+        "ours for the shape of the curve only. Reference lines: table2-mnist-cpu's LSTM Full BP and LSTM Truncate300, and chance.", cells,
         plot="bptt")
 
 

@@ -23,8 +23,8 @@ from typing import Any, Iterator
 
 import yaml
 
-from auxrnn.train import checkpoint
 from auxrnn.models.config import check_choice
+from auxrnn.train import checkpoint
 from auxrnn.train.config import RunConfig, build_config, from_dict, set_key, validate
 
 CONFIG_FILE = "config.yaml"
