@@ -7,8 +7,11 @@ come from the last K steps. This scores a run's test set three ways:
   prefix from another      steps [0, T-K) taken from the next test example (labels kept)
   prefix blanked           steps [0, T-K) set to token 0 (a black pixel on MNIST)
 
-and fits a linear classifier (softmax regression on the last K input values, divided by the largest, 200 L-BFGS
-iterations on the training split) as a reference for how much class information the window itself holds.
+and fits two classifiers on the last K input values alone (divided by the largest), on the training split, as
+references for how much class information the window itself holds: a linear one (softmax regression, 200
+L-BFGS iterations) and an MLP (one hidden layer of 512 ReLUs, Adam 1e-3, 20 epochs of batches of 256, seed 0;
+its last epoch is scored, the test set chooses nothing). A trained model above the MLP's figure has read
+more than its window could give it; one below it may or may not have.
 
     python scripts/window_probe.py RUN_DIR [--keep 300] [--threads 2]
 """
@@ -33,10 +36,15 @@ def _score(model, x: torch.Tensor, lengths: torch.Tensor, y: torch.Tensor, batch
     return 100.0 * correct / len(y)
 
 
-def _linear_reference(train, test, keep: int, n_classes: int) -> float:
-    (xtr, _, ytr), (xte, _, yte) = train, test
+def _window_features(train, test, keep: int) -> list[torch.Tensor]:
+    (xtr, _, _), (xte, _, _) = train, test
     scale = max(1.0, float(xtr.max()))
-    feats = [x[:, -keep:].reshape(len(x), -1).float() / scale for x in (xtr, xte)]
+    return [x[:, -keep:].reshape(len(x), -1).float() / scale for x in (xtr, xte)]
+
+
+def _linear_reference(train, test, keep: int, n_classes: int) -> float:
+    (_, _, ytr), (_, _, yte) = train, test
+    feats = _window_features(train, test, keep)
     w = torch.zeros(feats[0].shape[1], n_classes, requires_grad=True)
     b = torch.zeros(n_classes, requires_grad=True)
     opt = torch.optim.LBFGS([w, b], max_iter=200, history_size=20, line_search_fn="strong_wolfe")
@@ -50,6 +58,27 @@ def _linear_reference(train, test, keep: int, n_classes: int) -> float:
     opt.step(closure)
     with torch.no_grad():
         return 100.0 * float(((feats[1] @ w + b).argmax(-1) == yte).float().mean())
+
+
+def _mlp_reference(train, test, keep: int, n_classes: int, hidden: int = 512, epochs: int = 20) -> float:
+    (_, _, ytr), (_, _, yte) = train, test
+    ftr, fte = _window_features(train, test, keep)
+    gen = torch.Generator().manual_seed(0)
+    with torch.random.fork_rng():  # PyTorch's default init, seeded, without touching the caller's generator
+        torch.manual_seed(0)
+        mlp = torch.nn.Sequential(torch.nn.Linear(ftr.shape[1], hidden), torch.nn.ReLU(),
+                                  torch.nn.Linear(hidden, n_classes))
+    opt = torch.optim.Adam(mlp.parameters(), lr=1e-3)
+    for _ in range(epochs):
+        order = torch.randperm(len(ytr), generator=gen)
+        for i in range(0, len(order), 256):
+            j = order[i:i + 256]
+            loss = torch.nn.functional.cross_entropy(mlp(ftr[j]), ytr[j])
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+    with torch.no_grad():
+        return 100.0 * float((mlp(fte).argmax(-1) == yte).float().mean())
 
 
 def main() -> None:
@@ -86,8 +115,10 @@ def main() -> None:
                 (f"steps [0, {cut}) from another example", _score(model, swapped, lengths, y)),
                 (f"steps [0, {cut}) blanked", _score(model, blanked, lengths, y))]
     train = _tensors(load_dataset(cfg.data.name, "train", root=cfg.data.root, **cfg.data.options))
-    rows.append((f"linear classifier on the last {args.keep} steps", _linear_reference(train, (x, lengths, y), args.keep,
-                                                                                       cfg.model.n_classes)))
+    test = (x, lengths, y)
+    rows.append((f"linear classifier on the last {args.keep} steps",
+                 _linear_reference(train, test, args.keep, cfg.model.n_classes)))
+    rows.append((f"MLP on the last {args.keep} steps", _mlp_reference(train, test, args.keep, cfg.model.n_classes)))
     print(f"{args.run} (step {int(ckpt['step'])}), test accuracy (%):")
     for label, acc in rows:
         print(f"  {label:<45} {acc:6.2f}")

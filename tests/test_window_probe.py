@@ -24,7 +24,7 @@ def test_window_probe_scores_the_run_as_trained_and_with_its_prefix_replaced(tmp
     out = capsys.readouterr().out
     rows = dict(re.findall(r"^  (.+?)\s+(\d+\.\d\d)$", out, re.M))
     assert list(rows) == ["as trained", "steps [0, 20) from another example", "steps [0, 20) blanked",
-                          "linear classifier on the last 10 steps"]
+                          "linear classifier on the last 10 steps", "MLP on the last 10 steps"]
     summary = json.loads((run / "summary.json").read_text())
     assert float(rows["as trained"]) == round(summary["test_accuracy"], 2)
 
