@@ -162,3 +162,13 @@ def test_figure_4_and_5_are_drawn_from_run_folders(tmp_path, capsys):
     assert main(["reproduce", "fig4-mnist-cpu", "--collect", "--out", str(tmp_path), "--results", str(results)]) == 0
     table = results.read_text()
     assert "| rlstm_t0 | r-LSTM | no supervised BPTT | 34.00 |" in table and "| lstm_t300 | LSTM Truncate300 |" in table
+
+
+def test_a_model_drawn_twice_is_told_apart_by_its_column(tmp_path):
+    from auxrnn.reproduce.report import collect, curve_labels
+
+    labels = curve_labels(collect("ceiling-mnist-cpu", tmp_path))
+    assert labels == ["LSTM on the last 300 pixels (window ceiling), 1550 steps",
+                      "LSTM on the last 300 pixels (window ceiling), 3100 steps",
+                      "LSTM Truncate300", "r-LSTM Truncate300"]
+    assert len(set(curve_labels(collect("table2-mnist-cpu", tmp_path)))) == len(reproduce.get("table2-mnist-cpu").cells)

@@ -96,14 +96,21 @@ def _evals(folder: Path) -> list[dict]:
     return [m for m in read_metrics(folder) if m.get("kind") == "eval"]
 
 
+def curve_labels(rows: list[dict]) -> list[str]:
+    """A legend entry per row: the model, and its column where another cell of the figure shares the model."""
+    models = [r["cell"].row for r in rows]
+    return [f"{r['cell'].row}, {r['cell'].column}" if models.count(r["cell"].row) > 1 and r["cell"].column
+            else r["cell"].row for r in rows]
+
+
 def _draw_curves(ax, rows: list[dict]) -> int:
     drawn = 0
-    for r in rows:
+    for r, label in zip(rows, curve_labels(rows)):
         evals, batch = _evals(r["folder"]), _batch_size(r["folder"])
         if not evals or batch is None:
             continue
         x = [m["step"] * batch for m in evals]
-        line, = ax.plot(x, [m["test_acc"] for m in evals], marker="o", markersize=3, label=r["cell"].row)
+        line, = ax.plot(x, [m["test_acc"] for m in evals], marker="o", markersize=3, label=label)
         val = [(xi, m["val_acc"]) for xi, m in zip(x, evals) if "val_acc" in m]
         if val:
             ax.plot(*zip(*val), linestyle=":", color=line.get_color())
@@ -116,15 +123,15 @@ def _draw_curves(ax, rows: list[dict]) -> int:
 
 def _draw_train_test(ax, rows: list[dict]) -> int:
     drawn = 0
-    for r in rows:
+    for r, label in zip(rows, curve_labels(rows)):
         evals = [m for m in _evals(r["folder"]) if "train_eval_acc" in m]
         if not evals:
             continue
         steps = [m["step"] for m in evals]
         line, = ax.plot(steps, [m["test_acc"] for m in evals], marker="o", markersize=3,
-                        label=f"{r['cell'].row}: test")
+                        label=f"{label}: test")
         ax.plot(steps, [m["train_eval_acc"] for m in evals], linestyle="--", color=line.get_color(),
-                label=f"{r['cell'].row}: train")
+                label=f"{label}: train")
         drawn += 1
     ax.set_xlabel("training steps (pretraining included)")
     ax.set_ylabel("accuracy (%): test solid, fixed training subset dashed")
