@@ -153,7 +153,8 @@ def _ceiling_cpu() -> Experiment:
     return Experiment(
         "ceiling-mnist-cpu", "The window's ceiling, sequential MNIST at CPU scale: test accuracy (%)",
         "The window-ceiling model is the LSTM with full BPTT over the last 300 pixels only (data.keep_last=300): "
-        "the most a model that reads only the supervised window can reach. At 3100 steps the phases and the "
+        "what this network reaches at this budget when it reads only the supervised window. It is not the window's "
+        "information limit (a classifier trained on the same 300 pixels: scripts/window_probe.py). At 3100 steps the phases and the "
         "step schedule are twice table2-mnist-cpu's (the schedule decays at fractions of each phase).",
         [_cpu_cell("ceiling_300", "LSTM on the last 300 pixels (window ceiling)", "mnist_cpu_lstm_full",
                    column="1550 steps", **{"data.keep_last": 300}),
