@@ -36,33 +36,30 @@ def _score(model, x: torch.Tensor, lengths: torch.Tensor, y: torch.Tensor, batch
     return 100.0 * correct / len(y)
 
 
-def _window_features(train, test, keep: int) -> list[torch.Tensor]:
-    (xtr, _, _), (xte, _, _) = train, test
-    scale = max(1.0, float(xtr.max()))
-    return [x[:, -keep:].reshape(len(x), -1).float() / scale for x in (xtr, xte)]
+def _window_features(x: torch.Tensor, keep: int, scale: float) -> torch.Tensor:
+    """(N, T[, C]) inputs -> (N, keep * C) floats: the last `keep` steps, divided by the training split's largest."""
+    return x[:, -keep:].reshape(len(x), -1).float() / scale
 
 
-def _linear_reference(train, test, keep: int, n_classes: int) -> float:
-    (_, _, ytr), (_, _, yte) = train, test
-    feats = _window_features(train, test, keep)
-    w = torch.zeros(feats[0].shape[1], n_classes, requires_grad=True)
+def _linear_reference(ftr: torch.Tensor, ytr: torch.Tensor, fte: torch.Tensor, yte: torch.Tensor,
+                      n_classes: int) -> float:
+    w = torch.zeros(ftr.shape[1], n_classes, requires_grad=True)
     b = torch.zeros(n_classes, requires_grad=True)
     opt = torch.optim.LBFGS([w, b], max_iter=200, history_size=20, line_search_fn="strong_wolfe")
 
     def closure():
         opt.zero_grad()
-        loss = torch.nn.functional.cross_entropy(feats[0] @ w + b, ytr) + 1e-4 * w.pow(2).sum()
+        loss = torch.nn.functional.cross_entropy(ftr @ w + b, ytr) + 1e-4 * w.pow(2).sum()
         loss.backward()
         return loss
 
     opt.step(closure)
     with torch.no_grad():
-        return 100.0 * float(((feats[1] @ w + b).argmax(-1) == yte).float().mean())
+        return 100.0 * float(((fte @ w + b).argmax(-1) == yte).float().mean())
 
 
-def _mlp_reference(train, test, keep: int, n_classes: int, hidden: int = 512, epochs: int = 20) -> float:
-    (_, _, ytr), (_, _, yte) = train, test
-    ftr, fte = _window_features(train, test, keep)
+def _mlp_reference(ftr: torch.Tensor, ytr: torch.Tensor, fte: torch.Tensor, yte: torch.Tensor, n_classes: int,
+                   hidden: int = 512, epochs: int = 20) -> float:
     gen = torch.Generator().manual_seed(0)
     with torch.random.fork_rng():  # PyTorch's default init, seeded, without touching the caller's generator
         torch.manual_seed(0)
@@ -114,11 +111,11 @@ def main() -> None:
         rows = [("as trained", _score(model, x, lengths, y)),
                 (f"steps [0, {cut}) from another example", _score(model, swapped, lengths, y)),
                 (f"steps [0, {cut}) blanked", _score(model, blanked, lengths, y))]
-    train = _tensors(load_dataset(cfg.data.name, "train", root=cfg.data.root, **cfg.data.options))
-    test = (x, lengths, y)
-    rows.append((f"linear classifier on the last {args.keep} steps",
-                 _linear_reference(train, test, args.keep, cfg.model.n_classes)))
-    rows.append((f"MLP on the last {args.keep} steps", _mlp_reference(train, test, args.keep, cfg.model.n_classes)))
+    xtr, _, ytr = _tensors(load_dataset(cfg.data.name, "train", root=cfg.data.root, **cfg.data.options))
+    scale = max(1.0, float(xtr.max()))
+    window = (_window_features(xtr, args.keep, scale), ytr, _window_features(x, args.keep, scale), y)
+    rows.append((f"linear classifier on the last {args.keep} steps", _linear_reference(*window, cfg.model.n_classes)))
+    rows.append((f"MLP on the last {args.keep} steps", _mlp_reference(*window, cfg.model.n_classes)))
     print(f"{args.run} (step {int(ckpt['step'])}), test accuracy (%):")
     for label, acc in rows:
         print(f"  {label:<45} {acc:6.2f}")

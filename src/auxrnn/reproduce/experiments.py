@@ -132,8 +132,8 @@ def _figure4_cpu() -> Experiment:
         "The table2-mnist-cpu r-LSTM (1550 steps; BPTT 300 is its published cell) with supervised BPTT 300, 100, "
         "50, 1 and none (the classifier learns from a detached state; only the auxiliary loss trains the LSTM). "
         "The paper's Fig. 4 is on sequential CIFAR-10, which cannot be fetched here: its numbers stand beside "
-        "ours for the shape of the curve only. Reference lines: table2-mnist-cpu's LSTM Full BP and LSTM Truncate300, and chance.", cells,
-        plot="bptt")
+        "ours for the shape of the curve only. Reference lines: table2-mnist-cpu's LSTM Full BP and LSTM "
+        "Truncate300, and chance.", cells, plot="bptt")
 
 
 def _table2_pmnist_cpu() -> Experiment:
@@ -153,9 +153,10 @@ def _ceiling_cpu() -> Experiment:
     return Experiment(
         "ceiling-mnist-cpu", "The window's ceiling, sequential MNIST at CPU scale: test accuracy (%)",
         "The window-ceiling model is the LSTM with full BPTT over the last 300 pixels only (data.keep_last=300): "
-        "what this network reaches at this budget when it reads only the supervised window. It is not the window's "
-        "information limit (a classifier trained on the same 300 pixels: scripts/window_probe.py). At 3100 steps the phases and the "
-        "step schedule are twice table2-mnist-cpu's (the schedule decays at fractions of each phase).",
+        "what this network reaches at this budget when it reads only the supervised window. It is not the "
+        "window's information limit (a classifier trained on the same 300 pixels: scripts/window_probe.py). "
+        "At 3100 steps the phases and the step schedule are twice table2-mnist-cpu's (the schedule decays at "
+        "fractions of each phase).",
         [_cpu_cell("ceiling_300", "LSTM on the last 300 pixels (window ceiling)", "mnist_cpu_lstm_full",
                    column="1550 steps", **{"data.keep_last": 300}),
          _cpu_cell("ceiling_300_x2", "LSTM on the last 300 pixels (window ceiling)", "mnist_cpu_lstm_full",
