@@ -162,6 +162,12 @@ def test_figure_4_and_5_are_drawn_from_run_folders(tmp_path, capsys):
     assert main(["reproduce", "fig4-mnist-cpu", "--collect", "--out", str(tmp_path), "--results", str(results)]) == 0
     table = results.read_text()
     assert "| rlstm_t0 | r-LSTM | no supervised BPTT | 34.00 |" in table and "| lstm_t300 | LSTM Truncate300 |" in table
+    # Fig. 5's question as numbers: train, test and gap per cell at each evaluation step.
+    fig5 = reproduce.markdown_table("fig5-mnist-cpu", tmp_path)
+    assert "| step | LSTM Full BP: train | test | gap | r-LSTM Truncate300: train | test | gap |" in fig5
+    by_step = {line.split(" | ")[0]: line for line in fig5.splitlines() if line.startswith("| 400 ")}
+    assert by_step["| 400"] == "| 400 | 29.00 | 24.00 | +5.00 | 29.00 | 25.00 | +4.00 | 29.00 | 26.00 | +3.00 |"
+    assert "gap" not in reproduce.markdown_table("fig4-mnist-cpu", tmp_path)
 
 
 def test_a_model_drawn_twice_is_told_apart_by_its_column(tmp_path):

@@ -49,6 +49,29 @@ def markdown_table(name: str, root: Path = DEFAULT_ROOT) -> str:
             f"| {cell.id} | {cell.row} | {cell.column or '–'} | {ours} | {val} | {cell.paper} | {status} | "
             f"{s.get('steps', '–')} | {epochs} | {_wall(s.get('wall_seconds'))} | {s.get('device', '–')} | "
             f"{s.get('seed', '–')} | `{cell_command(exp, cell)}` |")
+    table = "\n".join(lines) + "\n"
+    return table + train_test_table(name, root) if exp.plot == "train-test" else table
+
+
+def train_test_table(name: str, root: Path = DEFAULT_ROOT) -> str:
+    """Fig. 5's question as numbers: at each evaluation step, every cell's accuracy on the fixed training subset,
+    on test, and the gap (train - test). Empty until a cell has scored its training subset."""
+    rows = collect(name, root)
+    scored = [(label, {m["step"]: m for m in _evals(r["folder"]) if "train_eval_acc" in m})
+              for r, label in zip(rows, curve_labels(rows))]
+    scored = [(label, by_step) for label, by_step in scored if by_step]
+    if not scored:
+        return ""
+    head = "| step | " + " | ".join(f"{label}: train | test | gap" for label, _ in scored) + " |"
+    lines = ["", "Train (fixed subset) against test at each evaluation; gap = train - test, in points.", "", head,
+             "|---|" + "---|---|---|" * len(scored)]
+    for step in sorted({s for _, by_step in scored for s in by_step}):
+        cells = []
+        for _, by_step in scored:
+            m = by_step.get(step)
+            cells += ([_pct(m["train_eval_acc"]), _pct(m["test_acc"]), f"{m['train_eval_acc'] - m['test_acc']:+.2f}"]
+                      if m else ["–", "–", "–"])
+        lines.append(f"| {step} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
 
