@@ -37,7 +37,8 @@ def markdown_table(name: str, root: Path = DEFAULT_ROOT) -> str:
              "| cell | model | setting | ours | validation | paper | status | steps | epochs | wall time | device "
              "| seed | command |",
              "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
-    for r in collect(name, root):
+    rows = collect(name, root)
+    for r in rows:
         cell, s = r["cell"], r["summary"]
         finished = s.get("status") == "finished"
         ours, val = (_pct(s.get(k)) if finished else "–" for k in ("test_accuracy", "val_accuracy"))
@@ -50,13 +51,12 @@ def markdown_table(name: str, root: Path = DEFAULT_ROOT) -> str:
             f"{s.get('steps', '–')} | {epochs} | {_wall(s.get('wall_seconds'))} | {s.get('device', '–')} | "
             f"{s.get('seed', '–')} | `{cell_command(exp, cell)}` |")
     table = "\n".join(lines) + "\n"
-    return table + train_test_table(name, root) if exp.plot == "train-test" else table
+    return table + train_test_table(rows) if exp.plot == "train-test" else table
 
 
-def train_test_table(name: str, root: Path = DEFAULT_ROOT) -> str:
+def train_test_table(rows: list[dict]) -> str:
     """Fig. 5's question as numbers: at each evaluation step, every cell's accuracy on the fixed training subset,
-    on test, and the gap (train - test). Empty until a cell has scored its training subset."""
-    rows = collect(name, root)
+    on test, and the gap (train - test). Empty until a cell has scored its training subset. rows: collect()'s."""
     scored = [(label, {m["step"]: m for m in _evals(r["folder"]) if "train_eval_acc" in m})
               for r, label in zip(rows, curve_labels(rows))]
     scored = [(label, by_step) for label, by_step in scored if by_step]
