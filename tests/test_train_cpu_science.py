@@ -69,6 +69,35 @@ def test_a_bf16_run_computes_in_bf16_and_resumes_bit_for_bit(tmp_path, monkeypat
     assert _records(sliced, "train") == _records(straight, "train")
 
 
+def test_the_onednn_probe_tells_whether_autocast_can_run_an_lstm_and_the_context_runs_it_either_way():
+    """On x86 without AVX-512 oneDNN has no bf16 LSTM and raw autocast raises; `precision.autocast` must not."""
+    lstm, x = torch.nn.LSTM(3, 4, batch_first=True), torch.randn(2, 5, 3)
+    if torch.backends.mkldnn.is_available():
+        if precision.onednn_bf16_lstm():
+            with torch.autocast("cpu", dtype=torch.bfloat16):
+                lstm(x)
+        else:
+            with pytest.raises(RuntimeError), torch.autocast("cpu", dtype=torch.bfloat16):
+                lstm(x)
+    with precision.autocast("bf16", torch.device("cpu")):
+        out, _ = lstm(x)
+        assert torch.nn.Linear(4, 2)(out).dtype == torch.bfloat16
+    assert torch.backends.mkldnn.enabled == torch.backends.mkldnn.is_available()
+
+
+@pytest.mark.determinism
+def test_a_bf16_run_without_onednn_bf16_trains_and_differs_from_float32(tmp_path, monkeypatch):
+    """The path a CPU without AVX-512 takes (oneDNN off inside each step), forced on whatever CPU runs the test."""
+    monkeypatch.setattr(precision, "onednn_bf16_lstm", lambda: False)
+    args = [*TINY, "train.pretrain_steps=2", "train.steps=4", SAME_THREADS]
+    fp32, bf16 = tmp_path / "fp32", tmp_path / "bf16"
+    assert main(["train", *args, "train.precision=fp32", f"train.out={fp32}"]) == 0
+    assert main(["train", *args, "train.precision=bf16", f"train.out={bf16}"]) == 0
+    a, b = ckpt_of(fp32), ckpt_of(bf16)
+    assert b["precision"] == "bf16" and not all(torch.equal(a["model"][k], b["model"][k]) for k in a["model"])
+    assert torch.backends.mkldnn.enabled == torch.backends.mkldnn.is_available()
+
+
 @pytest.mark.determinism
 def test_evaluating_more_often_or_on_a_training_subset_changes_no_training_number(tmp_path):
     """eval_every 200 instead of 100 in the CPU cells, and the Fig. 5 training subset, are free of side effects."""
@@ -178,3 +207,12 @@ def test_a_model_drawn_twice_is_told_apart_by_its_column(tmp_path):
                       "LSTM on the last 300 pixels (window ceiling), 3100 steps",
                       "LSTM Truncate300", "r-LSTM Truncate300"]
     assert len(set(curve_labels(collect("table2-mnist-cpu", tmp_path)))) == len(reproduce.get("table2-mnist-cpu").cells)
+
+
+def test_the_onednn_probe_leaves_the_random_stream_alone():
+    precision.onednn_bf16_lstm.cache_clear()
+    torch.manual_seed(0)
+    precision.onednn_bf16_lstm()
+    after = torch.rand(3)
+    torch.manual_seed(0)
+    assert torch.equal(after, torch.rand(3))

@@ -3,9 +3,12 @@
 `train.precision` is "fp32" (the paper cells: decision T24), "bf16" (autocast everywhere), or "auto": bf16
 where the device computes it natively, fp32 elsewhere. Native bf16 on a CPU means the AVX512-BF16 or
 AMX-BF16 instructions on x86 (oneDNN then runs the LSTM kernels in bf16) or the BF16 extension on ARM;
-without them autocast emulates bf16 and is slower than float32. On CUDA it is what the card reports.
+without them bf16 is emulated and slower than float32. On CUDA it is what the card reports.
 A run resolves "auto" once and keeps that choice in its checkpoints, so a resume on another machine
-carries on in the same precision.
+carries on in the same precision. On a CPU whose oneDNN has no bf16 LSTM at all (x86 without AVX-512, where
+autocast's LSTM raises "could not create a primitive descriptor"), a bf16 step runs with oneDNN off: the LSTM
+then computes in float32 and the other layers in emulated bf16, so such a run works but its numbers are not a
+native-bf16 CPU's.
 """
 from __future__ import annotations
 
@@ -58,8 +61,34 @@ def describe(precision: str, device: torch.device) -> str:
     return f"{chosen} (auto: {why})"
 
 
-def autocast(resolved: str, device: torch.device):
+@lru_cache(maxsize=1)
+def onednn_bf16_lstm() -> bool:
+    """Whether oneDNN runs an LSTM under CPU bf16 autocast here (a one-step probe; it needs AVX-512 on x86)."""
+    if not torch.backends.mkldnn.is_available():
+        return False
+    try:  # fork_rng: the probe's weight init must not move a run's random stream
+        with torch.random.fork_rng(devices=[]), torch.autocast("cpu", dtype=torch.bfloat16):
+            torch.nn.LSTM(1, 1)(torch.zeros(1, 1, 1))
+    except RuntimeError:
+        return False
+    return True
+
+
+@contextlib.contextmanager
+def _onednn_off():
+    before = torch.backends.mkldnn.enabled
+    torch.backends.mkldnn.enabled = False
+    try:
+        yield
+    finally:
+        torch.backends.mkldnn.enabled = before
+
+
+def autocast(resolved: str, device: torch.device) -> contextlib.AbstractContextManager:
     """The context a step or an evaluation runs in: bf16 autocast, or nothing for fp32."""
+    stack = contextlib.ExitStack()
     if resolved == "bf16":
-        return torch.autocast(device.type, dtype=torch.bfloat16)
-    return contextlib.nullcontext()
+        if device.type == "cpu" and not onednn_bf16_lstm():
+            stack.enter_context(_onednn_off())
+        stack.enter_context(torch.autocast(device.type, dtype=torch.bfloat16))
+    return stack
