@@ -76,6 +76,8 @@ def onednn_bf16_lstm() -> bool:
 
 @contextlib.contextmanager
 def _onednn_off():
+    """oneDNN off for one step. Not `torch.backends.mkldnn.flags(enabled=False)`: that also resets its TF32 flag,
+    which warns on every CPU build."""
     before = torch.backends.mkldnn.enabled
     torch.backends.mkldnn.enabled = False
     try:
