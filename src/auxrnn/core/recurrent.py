@@ -70,7 +70,7 @@ class Core(nn.Module):
             self.batch_first = bool(getattr(rnn, "batch_first", True))
             self.state_batch_dim = int(getattr(rnn, "state_batch_dim", 0))
             self.hidden = int(rnn.hidden_size)
-        probe = self._from_module(self._module_initial(1))
+        probe = self._from_module(self._checked_initial(1))
         self.tensor_state = not self.torch_rnn and isinstance(self._module_initial(1), torch.Tensor)
         self.state_size = sum(s[0].numel() for s in probe)
 
@@ -85,6 +85,18 @@ class Core(nn.Module):
         state = (state,) if isinstance(state, torch.Tensor) else tuple(state)
         return tuple(s.movedim(self.state_batch_dim, 0) for s in state)
 
+    def _checked_initial(self, batch: int):
+        """The module's initial state for `batch` rows, refused unless every tensor has the batch at state_batch_dim."""
+        state = self._module_initial(batch)
+        d = self.state_batch_dim
+        for i, s in enumerate((state,) if isinstance(state, torch.Tensor) else tuple(state)):
+            if not isinstance(s, torch.Tensor) or not -s.dim() <= d < s.dim() or s.shape[d] != batch:
+                got = f"shape {tuple(s.shape)}" if isinstance(s, torch.Tensor) else type(s).__name__
+                raise ValueError(f"core.initial_state({batch}) gave state tensor {i} of {got}: its dimension "
+                                 f"state_batch_dim={d} must be the batch size {batch}; fix initial_state or "
+                                 "declare the core's state_batch_dim")
+        return state
+
     def _to_module(self, state: State):
         out = tuple(s.movedim(0, self.state_batch_dim).contiguous() for s in state)
         if self.torch_rnn:
@@ -92,8 +104,8 @@ class Core(nn.Module):
         return out[0] if self.tensor_state else out
 
     def initial_state(self, batch: int) -> State:
-        """The state before the first element, batch first."""
-        return self._from_module(self._module_initial(batch))
+        """The state before the first element, batch first; a custom core's is checked against `batch`."""
+        return self._from_module(self._module_initial(batch) if self.torch_rnn else self._checked_initial(batch))
 
     def readout(self, state: State) -> torch.Tensor:
         """(B, H): the output of the step that produced `state` (the top layer's h for nn.LSTM/GRU/RNN)."""
