@@ -143,7 +143,7 @@ def test_idx_perm_seed_gives_pmnist_sequences(tmp_path, monkeypatch):
     assert plain.permutation is None and plain.perm_seed is None and "perm_seed:" not in repr(plain)
     other = load_dataset("idx", "train", folder=src, perm_seed=5)
     assert torch.equal(other[0][0], plain[0][0][make_permutation(784, 5)])
-    assert dataset_options("idx") == ["folder", "perm_seed"]
+    assert dataset_options("idx") == ["folder", "perm_seed", "side", "delay", "delay_fill", "delay_seed"]
 
 
 def test_idx_permutation_is_saved_like_pmnist(tmp_path, monkeypatch):

@@ -28,7 +28,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from . import sequences
+from . import delay, resize, sequences
 from .quantize import Quantiser
 from .standardize import Standardiser
 
@@ -66,6 +66,8 @@ class InputPreparation:
     standardiser: Standardiser | None = None
     max_len: int | None = None             # byte documents: the cut (decision D7)
     gray: bool = False                     # RGB images become one gray channel (cifar10 grayscale)
+    side: int | None = None                # gray images resized to side x side first (mnist/pmnist/idx side=N)
+    delay: tuple[int, str, int] = (0, "blank", 0)  # (K, fill, seed): K steps appended after the last real step
 
     @classmethod
     def of(cls, name: str, options: dict, state: dict, channels: Sequence[int]) -> "InputPreparation":
@@ -74,15 +76,19 @@ class InputPreparation:
         state = {k: _numpy(v) for k, v in state.items()}
         perm = state.get("permutation")
         perm = None if perm is None else perm.astype(np.int64)
+        _, d = delay.split_options(options)
+        later = {"delay": (int(d["delay"]), str(d["delay_fill"]), int(d["delay_seed"]))}
         if name in IMAGE_SOURCES:
-            return cls(name, "images", channels, perm, gray=bool(options.get("grayscale", False)))
+            side = options.get("side")
+            return cls(name, "images", channels, perm, gray=bool(options.get("grayscale", False)),
+                       side=None if side is None or name == "stanforddogs" else int(side), **later)
         if name in BYTE_SOURCES:
             from .datasets import DATASETS
 
             max_len = {**DATASETS[name].option_defaults(), **options}.get("max_len")
-            return cls(name, "bytes", channels, max_len=None if max_len is None else int(max_len))
+            return cls(name, "bytes", channels, max_len=None if max_len is None else int(max_len), **later)
         if name in TOKEN_SOURCES:
-            return cls(name, "tokens", channels)
+            return cls(name, "tokens", channels, **later)
         if name == "arrays":
             if "standardise_mean" in state:
                 s = Standardiser.from_state(state["standardise_mean"], state["standardise_std"])
@@ -107,7 +113,10 @@ class InputPreparation:
         if self.kind == "bytes":
             if lengths is not None:
                 raise ValueError("byte documents carry their own lengths; give no lengths")
-            return self._bytes(x)
+            return self._delayed(*self._bytes(x))
+        return self._delayed(*self._prepare(x, lengths))
+
+    def _prepare(self, x: Any, lengths: Any) -> tuple[np.ndarray, np.ndarray]:
         x = np.asarray(x)
         if x.dtype == object or not (np.issubdtype(x.dtype, np.number) or x.dtype == np.bool_):
             raise ValueError(f"inputs must be numbers, got dtype {x.dtype}")
@@ -139,11 +148,25 @@ class InputPreparation:
     def _images(self, x: np.ndarray) -> np.ndarray:
         C = len(self.channels)
         x = self._pixels(x)
+        if self.side is not None and x.ndim == 3 and C == 1:  # gray images resized as the run's were
+            x = resize.resize_images(x, self.side)
         if x.ndim == 4 or (x.ndim == 3 and C == 1):  # images (N, H, W[, 3]) -> (N, H*W[, 3]), row-major
             x = sequences.image_to_sequence(x)
         if self.gray and x.ndim == 3 and x.shape[2] == 3:
             x = sequences.rgb_to_gray(x)
         return x
+
+    def _delayed(self, x: np.ndarray, lengths: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(N, T, C) inputs with the run's delay steps after each item's last real step: (N, T + K, C)."""
+        k, how, seed = self.delay
+        if not k:
+            return x, lengths
+        N, T, C = x.shape
+        out = np.zeros((N, T + k, C), dtype=x.dtype)
+        for i, n in enumerate(lengths):
+            out[i, :n] = x[i, :n]
+            out[i, n:n + k] = delay.fill(k, self.channels, how, seed, "predict", i)
+        return out, lengths + k
 
     def _sequences(self, x: np.ndarray) -> np.ndarray:
         C = len(self.channels)

