@@ -216,3 +216,43 @@ def test_the_onednn_probe_leaves_the_random_stream_alone():
     after = torch.rand(3)
     torch.manual_seed(0)
     assert torch.equal(after, torch.rand(3))
+
+
+def test_the_length_experiments_are_what_the_issue_set():
+    """delay-mnist-cpu: T = 1100 with the label before the Truncate300 window; fig3-mnist-cpu: five lengths,
+    the 784 cells reused from table2-mnist-cpu."""
+    from auxrnn.data import static_info
+
+    delay = {c.id: c for c in reproduce.get("delay-mnist-cpu").cells}
+    assert set(delay) == {"rlstm_t300", "rlstm_t300_seed1", "lstm_t300", "lstm_t300_seed1", "lstm_full",
+                          "rlstm_t300_noise", "rlstm_t300_bf16"}
+    for c in delay.values():
+        options = {"delay": c.overrides["data.options.delay"]}
+        assert static_info("mnist", options).seq_len == 1100 and 1100 - 300 >= 784  # the window holds no pixel
+    assert delay["rlstm_t300_noise"].overrides["data.options.delay_fill"] == "noise"
+    assert delay["rlstm_t300_bf16"].overrides["train.precision"] == "bf16"
+    fig3 = reproduce.get("fig3-mnist-cpu").cells
+    lengths = {c.column for c in fig3}
+    assert lengths == {"T=784", "T=1600", "T=3136", "T=6400", "T=16384"}
+    for c in fig3:
+        if c.column == "T=784":
+            assert c.run == f"table2-mnist-cpu/{c.id.rsplit('_', 1)[0]}" and not c.overrides
+        else:
+            side = c.overrides["data.options.side"]
+            assert c.column == f"T={side * side}" == f"T={static_info('mnist', {'side': side}).seq_len}"
+    assert {c.column for c in fig3 if c.row == "p-LSTM Truncate300"} == {"T=3136", "T=16384"}
+
+
+def test_figure_3_is_drawn_with_its_cost_panel(tmp_path):
+    from auxrnn.reproduce.report import _length, plot_curves
+
+    assert [_length(c) for c in ("T=784", "T=16384", "BPTT 1")] == [784, 16384, None]
+    exp = reproduce.get("fig3-mnist-cpu")
+    assert plot_curves(exp.name, tmp_path) is None
+    for i, cell in enumerate(exp.cells):
+        _fake_run(reproduce.cell_dir(exp, cell, tmp_path), 20.0 + i, [{"step": 200, "test_acc": 15.0}])
+    bench = [{"model": m, "T": t, "batch": 128, "device": "cpu", "step_ms": 100.0 * t / 784, "peak_mib": 500.0,
+              "threads": 1, "precision": "fp32"} for m in ("rlstm-1x600-cpu", "lstm-t300") for t in (784, 16384)]
+    (tmp_path / exp.name / "bench.json").write_text(json.dumps(bench))
+    png = plot_curves(exp.name, tmp_path, tmp_path / "fig3.png")
+    assert png.stat().st_size > 10_000

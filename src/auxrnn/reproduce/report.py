@@ -97,11 +97,18 @@ def plot_curves(name: str, root: Path = DEFAULT_ROOT, out: Path | None = None) -
     import matplotlib.pyplot as plt
 
     exp = get(name)
-    fig, ax = plt.subplots(figsize=(8, 6))
-    draw = {"curves": _draw_curves, "train-test": _draw_train_test, "bptt": _draw_bptt}[exp.plot]
-    if not draw(ax, collect(name, root)):
+    if exp.plot == "length":
+        fig, (ax, *cost) = plt.subplots(3, 1, figsize=(8, 12), gridspec_kw={"height_ratios": [3, 2, 2]})
+    else:
+        fig, ax = plt.subplots(figsize=(8, 6))
+        cost = []
+    draw = {"curves": _draw_curves, "train-test": _draw_train_test, "bptt": _draw_bptt, "length": _draw_length}
+    if not draw[exp.plot](ax, collect(name, root)):
         plt.close(fig)
         return None
+    if cost:
+        _draw_cost(*cost, Path(root) / name / BENCH)
+    ax.axhline(CHANCE, linestyle=":", color="gray", label=f"chance ({CHANCE:.0f}%)")
     ax.grid(alpha=0.3)
     ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.12), ncol=2, fontsize=8)  # below: never over a curve
     ax.set_title(exp.title, fontsize=10)
@@ -186,12 +193,63 @@ def _draw_bptt(ax, rows: list[dict]) -> int:
     for i, r in enumerate(r for r in finished if r["cell"].column == REFERENCE_LINE):
         ax.axhline(r["summary"]["test_accuracy"], linestyle=["--", "-."][i % 2], color=f"C{5 + i}",
                    label=f"{r['cell'].row} ({r['summary']['test_accuracy']:.1f})")
-    ax.axhline(CHANCE, linestyle=":", color="gray", label=f"chance ({CHANCE:.0f})")
     ax.set_xticks(range(len(lengths)), ["none" if k == 0 else str(k) for k in lengths])
-    ax.set_xlabel("supervised BPTT length")
+    ax.set_xlabel("supervised BPTT length (categorical axis: the lengths are evenly spaced, not to scale)")
     ax.set_ylabel("test accuracy (%)")
     ax.set_ylim(0, 100)
     return drawn
+
+
+def _length(column: str) -> int | None:
+    """"T=3136" -> 3136."""
+    m = re.fullmatch(r"T=(\d+)", column)
+    return int(m.group(1)) if m else None
+
+
+def _draw_length(ax, rows: list[dict]) -> int:
+    """Fig. 3's top panel: final test accuracy against T (log axis), one line per model; finished cells only."""
+    drawn = 0
+    for model in dict.fromkeys(r["cell"].row for r in rows):
+        pts = sorted((_length(r["cell"].column), r["summary"]["test_accuracy"]) for r in rows
+                     if r["cell"].row == model and r["summary"].get("status") == "finished"
+                     and _length(r["cell"].column) is not None)
+        if pts:
+            ax.plot(*zip(*pts), marker="o", label=model)
+            drawn += 1
+    ax.set_xscale("log")
+    ax.set_xlabel("sequence length T (log axis)")
+    ax.set_ylabel("test accuracy (%)")
+    ax.set_ylim(0, 100)
+    return drawn
+
+
+BENCH = "bench.json"  # the cost panel's source: `auxrnn bench --json <root>/<experiment>/bench.json`
+
+
+def _draw_cost(ax_time, ax_mem, path: Path) -> None:
+    """Fig. 3's bottom panel from an `auxrnn bench` JSON: seconds and peak memory per step against T, per model."""
+    import json
+
+    records = json.loads(path.read_text()) if path.is_file() else []
+    for model in dict.fromkeys(r["model"] for r in records):
+        mine = sorted((r for r in records if r["model"] == model and r.get("step_ms") is not None),
+                      key=lambda r: r["T"])
+        if not mine:
+            continue
+        label = f"{model} ({mine[0].get('precision', 'fp32')})"
+        ax_time.plot([r["T"] for r in mine], [r["step_ms"] / 1000 for r in mine], marker="o", label=label)
+        ax_mem.plot([r["T"] for r in mine], [r["peak_mib"] / 1024 for r in mine], marker="o", label=label)
+    where = (f"{records[0]['device']}, batch {records[0]['batch']}, {records[0].get('threads', '?')} thread(s)"
+             if records else f"no {path.name} yet: auxrnn bench --json {path}")
+    for a, what in ((ax_time, "seconds per training step"), (ax_mem, "peak memory per step (GiB)")):
+        a.set_xscale("log")
+        a.set_yscale("log")
+        a.set_xlabel("sequence length T (log axis)")
+        a.set_ylabel(what)
+        a.set_title(where, fontsize=9)
+        a.grid(alpha=0.3)
+        if records:
+            a.legend(fontsize=7, ncol=2)
 
 
 def _batch_size(folder: Path) -> int | None:
