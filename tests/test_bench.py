@@ -26,7 +26,7 @@ def test_bench_refuses_unknown_models_and_bad_lengths(capsys):
 
 
 def test_bench_concurrent_copies_take_their_share_of_the_cores_and_sum_their_rates(tmp_path, monkeypatch):
-    from auxrnn.train.cpu import usable_cores
+    from auxrnn.train.cpu import core_budget
 
     monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
     out = tmp_path / "bench.json"
@@ -35,7 +35,7 @@ def test_bench_concurrent_copies_take_their_share_of_the_cores_and_sum_their_rat
                  "--json", str(out)]) == 0
     auto, forced = json.loads(out.read_text())
     assert auto["concurrent"] == forced["concurrent"] == 2 and len(auto["copies"]) == 2
-    assert auto["threads"] == max(1, usable_cores() // 2) and forced["threads"] == 3
+    assert auto["threads"] == max(1, core_budget().usable // 2) and forced["threads"] == 3
     for rec in (auto, forced):
         assert rec["steps_per_s"] == round(sum(c["steps_per_s"] for c in rec["copies"]), 3)
         assert rec["step_ms"] == round(sum(c["step_ms"] for c in rec["copies"]) / 2, 2)

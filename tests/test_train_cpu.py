@@ -71,7 +71,6 @@ def test_cgroup_v2_quota_caps_the_affinity(monkeypatch, tmp_path, cpu_max, quota
     cg, proc = _cgroup_v2(tmp_path, cpu_max)
     cores = cpu.core_budget(cg, proc)
     assert (cores.affinity, cores.quota, cores.usable) == (64, quota, usable)
-    assert cpu.usable_cores(cg, proc) == usable
 
 
 def test_cgroup_v2_quota_of_an_ancestor_applies_and_the_tightest_wins(monkeypatch, tmp_path):
@@ -153,7 +152,7 @@ def test_without_proc_the_ones_under_torchrun_are_taken_as_torchruns(tmp_path):
     assert cpu.torchrun_default_omp(_torchrun_env(OMP_NUM_THREADS="1"), tmp_path / "no-proc")
 
 
-def test_usable_cores_follow_the_affinity_not_the_machine(tmp_path):
-    from auxrnn.train.cpu import usable_cores
+def test_the_usable_cores_follow_the_affinity_not_the_machine(tmp_path):
+    from auxrnn.train.cpu import core_budget
 
-    assert usable_cores(cgroup=tmp_path) == len(os.sched_getaffinity(0))
+    assert core_budget(cgroup=tmp_path).usable == len(os.sched_getaffinity(0))

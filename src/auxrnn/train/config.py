@@ -367,10 +367,3 @@ def fit_to_data(cfg: RunConfig, info, n_train: int | None = None) -> RunConfig:
     except ValueError as exc:
         raise ValueError(f"{exc} (dataset {info.name!r})") from None
     return cfg
-
-
-def copy_config(cfg: RunConfig) -> RunConfig:
-    """A deep copy that keeps the record of explicitly set keys."""
-    new = from_dict(cfg.to_dict())
-    new._explicit = set(getattr(cfg, "_explicit", set()))  # type: ignore[attr-defined]
-    return new

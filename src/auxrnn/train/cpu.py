@@ -131,11 +131,6 @@ def core_budget(cgroup: Path = CGROUP_ROOT, proc: Path = PROC) -> Cores:
     return Cores(_affinity(), cgroup_quota(cgroup, proc))
 
 
-def usable_cores(cgroup: Path = CGROUP_ROOT, proc: Path = PROC) -> int:
-    """Cores this process may run on: its CPU affinity capped by its cgroup quota, not the machine's total."""
-    return core_budget(cgroup, proc).usable
-
-
 def processes_on_this_host(env: Mapping[str, str] | None = None) -> int:
     """auxrnn processes that one command started here: the ranks on this host under torchrun, else 1."""
     env = os.environ if env is None else env
