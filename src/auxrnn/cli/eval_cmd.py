@@ -13,7 +13,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="data.* overrides (e.g. data.root=..., data.options.folder=..., data.eval_batch_size=...) "
                         "and train.device / train.precision")
     p.add_argument("--data", default=None, metavar="NAME",
-                   help="evaluate on another dataset with the same input and class shapes (e.g. idx)")
+                   help="evaluate on another dataset with the same input and class shapes (e.g. idx); the run's "
+                        "input options (perm_seed, side, delay, ...) are kept, a mismatch is refused")
     p.add_argument("--checkpoint", default=None, choices=("last", "best"),
                    help="with a run folder: checkpoints/last.pt (default) or checkpoints/best.pt (train.keep_best)")
     p.add_argument("--split", default="test", choices=("test", "train"), help="which split to score (default test)")
@@ -29,14 +30,18 @@ def run(args) -> int:
     from auxrnn.train import checkpoint, distributed
     from auxrnn.train.config import from_dict, parse_overrides, set_key
     from auxrnn.train.cpu import use_threads
-    from auxrnn.train.evaluation import device_name, evaluate, restored_model
+    from auxrnn.train.evaluation import carried_options, device_name, evaluate, restored_model
+    from auxrnn.train.runs import write_atomic
 
     use_threads(args.threads)
     path = checkpoint.find(args.target, args.checkpoint)
     ckpt = checkpoint.load(path)
     cfg = from_dict(ckpt["config"])
-    if args.data:
-        set_key(cfg, "data.name", args.data)  # another dataset starts with no options
+    if args.data:  # another dataset keeps the run's input preparation (a permutation, a resize, a delay)
+        kept = carried_options(cfg.data.name, cfg.data.options, args.data)
+        set_key(cfg, "data.name", args.data)
+        for key, value in kept.items():
+            set_key(cfg, f"data.options.{key}", value)
     for key, value in parse_overrides(args.overrides).items():
         if not (key.startswith("data.") or key in ("train.device", "train.precision")):
             raise ValueError(f"{key} cannot be overridden by eval: only data.*, train.device and train.precision")
@@ -55,7 +60,7 @@ def run(args) -> int:
         folder = path.parent.parent if path.parent.name == "checkpoints" else path.parent
         out = folder / "eval.json"
     Path(out).parent.mkdir(parents=True, exist_ok=True)
-    Path(out).write_text(json.dumps(result, indent=1) + "\n")
+    write_atomic(out, json.dumps(result, indent=1) + "\n")  # a live run folder: readers never see half of it
     print(f"{args.split} accuracy {result['accuracy']:.2f}% ({correct}/{count}) on {cfg.data.name} "
           f"at step {result['step']}; wrote {out}")
     return 0

@@ -30,10 +30,13 @@ def run(args) -> int:
     from auxrnn.train.cpu import use_threads
     from auxrnn.train.trained import load
 
+    if args.batch_size is not None and args.batch_size < 1:
+        raise ValueError(f"--batch-size {args.batch_size} is invalid: give the items per batch, an integer >= 1")
     out = check_output(args.out)  # before any work
     use_threads(args.threads)
     model = load(args.target, args.checkpoint, device=args.device)
-    x, lengths = read_inputs(args.data, documents=model.preparation.kind == "bytes")
+    x, lengths = read_inputs(args.data, documents=model.preparation.kind == "bytes",
+                             channels=len(model.preparation.channels))
     try:
         pred = model.predict(x, lengths, batch_size=args.batch_size)
     except ValueError as exc:

@@ -77,15 +77,29 @@ def open_npy(path: Path, field: str) -> np.ndarray:
         raise ValueError(f"{path}: {field} is not a readable .npy array ({exc})") from None
 
 
-def _npz_array(npz, path: Path, field: str) -> np.ndarray:
+def npz_array(npz, path: Path, field: str) -> np.ndarray:
+    """Member `field` of an open .npz, never unpickled; an object array is refused naming that member."""
     try:
-        return np.asarray(npz[field])
+        value = npz[field]
     except ValueError as exc:
         if "object" in str(exc).lower() or "pickle" in str(exc).lower():
             raise _object_error(path, field) from None
         raise ValueError(f"{path}: {field} is not a readable array ({exc})") from None
     except (OSError, zipfile.BadZipFile, EOFError) as exc:
         raise ValueError(f"{path}: {field} is not a readable array ({exc})") from None
+    if not isinstance(value, np.ndarray):  # numpy hands back the raw bytes of a member that is not .npy
+        raise ValueError(f"{path}: {field} is not a readable array (the member is not an .npy file)")
+    return value
+
+
+def open_npz(p: Path):
+    """An .npz archive opened without unpickling; anything that is not a zip is refused as such."""
+    if not zipfile.is_zipfile(p):
+        raise ValueError(f"{p}: not an .npz archive (a zip of .npy arrays, as np.savez writes)")
+    try:
+        return np.load(p, allow_pickle=False)
+    except Exception as exc:  # noqa: BLE001 - a damaged zip
+        raise ValueError(f"{p}: not a readable .npz archive ({exc})") from None
 
 
 def _layout(present: set[str], where: Path, kind: str) -> tuple[str, tuple[str, ...]]:
@@ -130,18 +144,14 @@ def open_arrays(path: str | os.PathLike) -> tuple[str, dict[str, Field]]:
         if p.suffix.lower() != ".npz":
             raise ValueError(f"{p}: the arrays dataset reads a folder of .npy files or an .npz file, not {p.suffix or 'this'} "
                              f"(expected {EXPECTED})")
-        try:
-            npz = np.load(p, allow_pickle=False)
-        except Exception as exc:
-            raise ValueError(f"{p}: not a readable .npz archive ({exc})") from None
-        with npz:
+        with open_npz(p) as npz:
             present = set(npz.files)
             known = set(SPLIT_FIELDS + SPLIT_LENGTHS + SINGLE_FIELDS + SINGLE_LENGTHS)
             unknown = sorted(present - known)
             if unknown:
                 raise ValueError(f"{p}: unexpected array(s) {', '.join(unknown)}; an .npz holds {EXPECTED}")
             layout, names = _layout(present, p, "npz")
-            return layout, {n: Field(n, p, _npz_array(npz, p, n), None) for n in names}
+            return layout, {n: Field(n, p, npz_array(npz, p, n), None) for n in names}
     raise MissingArrayFile(f"{p}: no such file or folder (the arrays dataset reads a folder of .npy files or an "
                            f".npz file holding {EXPECTED})")
 

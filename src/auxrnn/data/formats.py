@@ -65,6 +65,8 @@ def read_idx(path: str | os.PathLike, expect_magic: int | None = None) -> np.nda
             f"{path}: IDX header declares shape {tuple(dims)} ({count * dtype.itemsize} bytes of data) "
             f"but the file holds {payload} bytes of data"
         )
+    if count == 0:
+        raise ValueError(f"{path}: IDX header declares shape {tuple(dims)}: no items")
     arr = np.frombuffer(data, dtype=dtype, count=count, offset=header).reshape(dims)
     return arr.astype(dtype.newbyteorder("="), copy=True)
 
@@ -168,36 +170,82 @@ def read_cifar_batch(path: str | os.PathLike, n_classes: int = 10) -> tuple[np.n
 CSV_HEADER = ("class", "title", "content")
 
 
+def csv_records(path: Path) -> Iterator[tuple[str, list[str]]]:
+    """("<path>, line <n>", fields) of each non-empty row of a CSV (UTF-8, a byte-order mark dropped).
+
+    Bytes that are not UTF-8 are kept as surrogates, so the reader can name the line (`utf8_text`).
+    """
+    with open(path, "r", encoding="utf-8-sig", errors="surrogateescape", newline="") as f:
+        reader = csv.reader(f, strict=True)
+        start = 1
+        try:
+            for row in reader:
+                line, start = start, reader.line_num + 1
+                if row:
+                    yield f"{path}, line {line}", row
+        except csv.Error as exc:
+            raise ValueError(f"{path}, line {reader.line_num}: malformed CSV ({exc})") from exc
+
+
+def utf8_text(where: str, text: str) -> bytes:
+    """The UTF-8 bytes of `text`; a line holding bytes that are not UTF-8 is refused."""
+    try:
+        return text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError(f"{where}: text is not valid UTF-8") from None
+
+
 def _csv_rows(path: Path) -> Iterator[tuple[str, list[str]]]:
     """("<path>, line <n>", fields) of each non-empty row of a class,title,content CSV.
 
     A UTF-8 byte-order mark is dropped; a first row reading ``class,title,content`` (any case, spaces around
     fields ignored) is skipped; any other first row whose class is not an integer is refused as a header.
     """
-    with open(path, "r", encoding="utf-8-sig", errors="surrogateescape", newline="") as f:
-        reader = csv.reader(f, strict=True)
-        start, first = 1, True
-        try:
-            for row in reader:
-                line, start = start, reader.line_num + 1
-                if not row:
-                    continue
-                where = f"{path}, line {line}"
-                if first:
-                    first = False
-                    if tuple(v.strip().lower() for v in row) == CSV_HEADER:
-                        continue
-                    try:
-                        int(row[0])
-                    except ValueError:
-                        raise ValueError(
-                            f"{where}: class {row[0]!r} is not an integer; this first row looks like a header row. "
-                            "Every row must be class,title,content with an integer class (only the exact header "
-                            "class,title,content is skipped): delete this row"
-                        ) from None
-                yield where, row
-        except csv.Error as exc:
-            raise ValueError(f"{path}, line {reader.line_num}: malformed CSV ({exc})") from exc
+    first = True
+    for where, row in csv_records(path):
+        if first:
+            first = False
+            if tuple(v.strip().lower() for v in row) == CSV_HEADER:
+                continue
+            try:
+                int(row[0])
+            except ValueError:
+                raise ValueError(
+                    f"{where}: class {row[0]!r} is not an integer; this first row looks like a header row. "
+                    "Every row must be class,title,content with an integer class (only the exact header "
+                    "class,title,content is skipped): delete this row"
+                ) from None
+        yield where, row
+
+
+def read_documents(path: str | os.PathLike) -> list[str]:
+    """Documents to predict on, read as `read_class_csv` reads them: ``title + " " + content`` of rows
+    ``class,title,content`` (class ignored, header rules as training's) or ``title,content`` (a first row
+    ``title,content`` is skipped), every row with the same number of fields, text valid UTF-8.
+    """
+    path = Path(path)
+    records = list(csv_records(path))
+    if not records:
+        raise ValueError(f"{path}: no rows")
+    width = len(records[0][1])
+    if width == 2 and tuple(v.strip().lower() for v in records[0][1]) == CSV_HEADER[1:]:
+        records = records[1:]
+    elif width == 3:
+        records = list(_csv_rows(path))
+    docs = []
+    for where, row in records:
+        if len(row) != width or width not in (2, 3):
+            raise ValueError(f"{where}: {len(row)} fields, but "
+                             + (f"the first row has {width}; every row must be " if len(row) != width else "expected ")
+                             + "title,content or class,title,content")
+        title, content = row[-2:]
+        if not title.strip() and not content.strip():
+            raise ValueError(f"{where}: empty document (title and content are blank)")
+        utf8_text(where, title + content)
+        docs.append(f"{title} {content}")
+    if not docs:
+        raise ValueError(f"{path}: no rows")
+    return docs
 
 
 def _csv_class(where: str, field: str) -> int:
@@ -233,10 +281,7 @@ def read_class_csv(
             continue
         if not title.strip() and not content.strip():
             raise ValueError(f"{where}: empty document (title and content are blank)")
-        try:
-            doc = f"{title} {content}".encode("utf-8")
-        except UnicodeEncodeError:
-            raise ValueError(f"{where}: text is not valid UTF-8") from None
+        doc = utf8_text(where, f"{title} {content}")
         if max_len is not None:
             doc = doc[:max_len]
         buf += doc

@@ -6,10 +6,11 @@
 
 Inputs:
     .npy   one array x, read memory-mapped (never unpickled)
-    .npz   member x (else x_test, else its only member), and lengths (or lengths_test) when present
+    .npz   the names training reads: x (optional lengths, y) or the test split x_test (optional lengths_test,
+           y_test); any other array is refused, except that a lone array of any name is x
     .csv   one item per row, no header: T numbers (or T * C, step-major: t0c0, t0c1, ..., t1c0, ...); for a
-           byte-document model, rows title,content or class,title,content (the class is ignored) read as the
-           dataset reads them (decision D7)
+           byte-document model, rows title,content or class,title,content (the class is ignored), all alike,
+           read as training reads them (`formats.read_documents`, decision D7)
     else   an IDX file (raw or .gz), e.g. t10k-images-idx3-ubyte: images (N, H, W)
 
 Outputs (written under a temporary name, renamed once complete, so a failure leaves no partial file):
@@ -27,15 +28,20 @@ from pathlib import Path
 import numpy as np
 
 from . import formats
-from .array_files import open_npy
+from .array_files import (SINGLE_FIELDS, SINGLE_LENGTHS, SPLIT_FIELDS, SPLIT_LENGTHS, npz_array, open_npy,
+                          open_npz)
 from .integrity import atomic_path
 
 INPUTS = ".npy, .npz, .csv or an IDX file"
 OUTPUTS = (".npy", ".csv")
 
 
-def read_inputs(path: str | os.PathLike, *, documents: bool = False) -> tuple[object, np.ndarray | None]:
-    """(x, lengths or None) from `path`; x a numpy array, or a list of N str when `documents`."""
+def read_inputs(path: str | os.PathLike, *, documents: bool = False,
+                channels: int = 1) -> tuple[object, np.ndarray | None]:
+    """(x, lengths or None) from `path`; x a numpy array, or a list of N str when `documents`.
+
+    channels: C of the model; a CSV row of T * C numbers becomes (T, C), step-major.
+    """
     p = Path(path).expanduser()
     if not p.is_file():
         raise FileNotFoundError(f"{p}: no such file (inputs to predict on: {INPUTS})")
@@ -48,59 +54,61 @@ def read_inputs(path: str | os.PathLike, *, documents: bool = False) -> tuple[ob
     if suffix == ".npz":
         return _npz(p)
     if suffix == ".csv":
-        return (_documents(p), None) if documents else (_numbers(p), None)
+        return (formats.read_documents(p), None) if documents else (_numbers(p, channels), None)
     try:
         return formats.read_idx(p), None
     except ValueError as exc:
         raise ValueError(f"{exc} (inputs to predict on: {INPUTS})") from None
 
 
+# The .npz names training reads (auxrnn.data.array_files); predict reads the test split of the train/test layout.
+NPZ_INPUTS = {"single": ("x", "lengths"), "split": ("x_test", "lengths_test")}
+
+
 def _npz(p: Path) -> tuple[np.ndarray, np.ndarray | None]:
-    try:
-        npz = np.load(p, allow_pickle=False)
-    except Exception as exc:  # noqa: BLE001 - not a zip, truncated
-        raise ValueError(f"{p}: not a readable .npz archive ({exc})") from None
-    with npz:
+    """x and lengths of an .npz: the names training reads, every other array refused (a misnamed lengths
+    array would otherwise let padding be read as data); a lone array of any name is x."""
+    known = set(SPLIT_FIELDS + SPLIT_LENGTHS + SINGLE_FIELDS + SINGLE_LENGTHS)
+    with open_npz(p) as npz:
         names = list(npz.files)
-        x_name = next((n for n in ("x", "x_test") if n in names), names[0] if len(names) == 1 else None)
-        if x_name is None:
-            raise ValueError(f"{p}: holds {', '.join(names) or 'no arrays'}; name the inputs x (optional lengths)")
-        len_name = next((n for n in ("lengths", "lengths_test") if n in names), None)
-        try:
-            x = np.asarray(npz[x_name])
-            lengths = None if len_name is None else np.asarray(npz[len_name])
-        except ValueError as exc:  # an object array: never unpickled
-            raise ValueError(f"{p}: {x_name} is not a numeric array ({exc})") from None
+        if len(names) == 1 and names[0] not in known:
+            return npz_array(npz, p, names[0]), None
+        unknown = sorted(set(names) - known)
+        if unknown or not names:
+            raise ValueError(f"{p}: holds {', '.join(names) or 'no arrays'}; name the inputs x (optional lengths, y) "
+                             f"or x_test (optional lengths_test, y_test), as training reads them"
+                             + (f" ({', '.join(unknown)} is none of these)" if unknown else ""))
+        x_name, len_name = NPZ_INPUTS["split" if "x_test" in names else "single"]
+        if x_name not in names:
+            raise ValueError(f"{p}: holds {', '.join(names)} but no {x_name}, the inputs to predict on")
+        x = npz_array(npz, p, x_name)
+        lengths = npz_array(npz, p, len_name) if len_name in names else None
     return x, lengths
 
 
-def _rows(p: Path):
-    with open(p, "r", encoding="utf-8-sig", errors="surrogateescape", newline="") as f:
-        reader = csv.reader(f, strict=True)
-        try:
-            for row in reader:
-                if row:
-                    yield reader.line_num, row
-        except csv.Error as exc:
-            raise ValueError(f"{p}, line {reader.line_num}: malformed CSV ({exc})") from None
-
-
-def _numbers(p: Path) -> np.ndarray:
+def _numbers(p: Path, channels: int) -> np.ndarray:
+    """Rows of numbers (N, T) for one channel, (N, T, C) step-major for C."""
     rows = []
-    for line, row in _rows(p):
+    for where, row in formats.csv_records(p):
         try:
             values = [float(v) for v in row]
         except ValueError:
             bad = next(v for v in row if not _is_number(v))
-            raise ValueError(f"{p}, line {line}: {bad!r} is not a number (one item per row, numbers only, no "
+            raise ValueError(f"{where}: {bad!r} is not a number (one item per row, numbers only, no "
                              "header)") from None
         if rows and len(values) != len(rows[0]):
-            raise ValueError(f"{p}, line {line}: {len(values)} values, but the first row has {len(rows[0])}; "
+            raise ValueError(f"{where}: {len(values)} values, but the first row has {len(rows[0])}; "
                              "every item needs the same number of steps")
         rows.append(values)
     if not rows:
         raise ValueError(f"{p}: no rows")
-    return np.asarray(rows, dtype=np.float64)
+    x = np.asarray(rows, dtype=np.float64)
+    if channels == 1:
+        return x
+    if x.shape[1] % channels:
+        raise ValueError(f"{p}: rows of {x.shape[1]} values cannot be read as (N, T, {channels}): {x.shape[1]} is not "
+                         f"a multiple of the model's {channels} channels (t0c0, t0c1, ..., t1c0, ...)")
+    return x.reshape(x.shape[0], -1, channels)
 
 
 def _is_number(v: str) -> bool:
@@ -109,22 +117,6 @@ def _is_number(v: str) -> bool:
     except ValueError:
         return False
     return True
-
-
-def _documents(p: Path) -> list[str]:
-    docs = []
-    for line, row in _rows(p):
-        if len(row) == 3:
-            row = row[1:]
-        if len(row) != 2:
-            raise ValueError(f"{p}, line {line}: expected title,content or class,title,content, got {len(row)} fields")
-        title, content = row
-        if not title.strip() and not content.strip():
-            raise ValueError(f"{p}, line {line}: empty document (title and content are blank)")
-        docs.append(f"{title} {content}")
-    if not docs:
-        raise ValueError(f"{p}: no rows")
-    return docs
 
 
 def check_output(path: str | os.PathLike) -> Path:

@@ -17,7 +17,9 @@ Raw inputs by source (`kind`):
             ("quantile", "uniform"), standardised ("standardise", float32 out) or used as tokens ("tokens")
     tokens  copy adding: integer tokens (N, T) or (N, T, C)
 
-Inputs (N, T * C) of a C-channel model are read as (N, T, C), step-major (t0c0, t0c1, ..., t1c0, ...).
+A C-channel model (C > 1) takes (N, T, C) only: a 2-D array is refused rather than guessed at (a CSV row of
+T * C values is reshaped by its reader, `auxrnn.data.prediction_files`). T may differ from the run's T
+(the model reads any length) except where a permutation fixes it.
 
 Every refusal is a ValueError saying what was expected.
 """
@@ -118,8 +120,8 @@ class InputPreparation:
 
     def _prepare(self, x: Any, lengths: Any) -> tuple[np.ndarray, np.ndarray]:
         x = np.asarray(x)
-        if x.dtype == object or not (np.issubdtype(x.dtype, np.number) or x.dtype == np.bool_):
-            raise ValueError(f"inputs must be numbers, got dtype {x.dtype}")
+        if x.dtype == object or np.iscomplexobj(x) or not (np.issubdtype(x.dtype, np.number) or x.dtype == np.bool_):
+            raise ValueError(f"inputs must be integers or real numbers, got dtype {x.dtype}")
         if self.kind == "images":
             x = self._images(x)
         x = self._sequences(x)
@@ -170,11 +172,9 @@ class InputPreparation:
 
     def _sequences(self, x: np.ndarray) -> np.ndarray:
         C = len(self.channels)
-        if x.ndim == 2 and C > 1:  # rows of T * C values, step-major (a CSV row)
-            if x.shape[1] % C:
-                raise ValueError(f"inputs (N, {x.shape[1]}) cannot be read as (N, T, {C}): {x.shape[1]} values per "
-                                 f"item is not a multiple of the model's {C} channels")
-            x = x.reshape(x.shape[0], -1, C)
+        if x.ndim == 2 and C > 1:  # never reshaped here: (N, T*C) and a single item (T, C) look alike
+            raise ValueError(f"inputs of shape {x.shape} have one value per step, but this model reads {C} channels: "
+                             f"give (N, T, {C}) (a single item too: x[None])")
         if x.ndim == 2:
             x = x[..., None]
         if x.ndim != 3 or 0 in x.shape:

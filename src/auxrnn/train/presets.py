@@ -41,7 +41,10 @@ def list_presets(config_dir: Path | None = None) -> list[str]:
 
 def read_yaml(path) -> dict[str, Any]:
     """A preset file's mapping as written (dotted or nested keys; auxrnn.train.config flattens it)."""
-    data = yaml.safe_load(path.read_text()) or {}
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except (yaml.YAMLError, UnicodeDecodeError) as exc:  # a tampered file (a !!python tag, bad bytes): one line
+        raise ValueError(f"{path}: not a readable preset ({' '.join(str(exc).split())[:200]})") from None
     if not isinstance(data, dict):
         raise ValueError(f"{path}: a preset must be a mapping of keys to values, got {type(data).__name__}")
     return data

@@ -57,9 +57,10 @@ class TrainedModel:
         data.eval_batch_size); each batch is one chunked no-grad read, so memory stays flat in T.
         """
         inputs, lens = self.preparation(x, lengths)  # (N, T, C), (N,)
-        size = batch_size or self.config.data.eval_batch_size
-        if size < 1:
-            raise ValueError(f"batch_size must be >= 1, got {size}")
+        size = self.config.data.eval_batch_size if batch_size is None else batch_size
+        if isinstance(size, bool) or not isinstance(size, (int, np.integer)) or size < 1:
+            raise ValueError(f"batch_size={size!r} is invalid: give the items per batch, an integer >= 1 (None: the "
+                             "run's data.eval_batch_size)")
         probs = []
         with flush_denormals(self.device):  # decision T22
             for s in range(0, inputs.shape[0], size):
