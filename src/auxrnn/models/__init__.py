@@ -4,7 +4,9 @@
     auxrnn.py           AuxRNN: LSTM / r-LSTM / p-LSTM (one step = one forward call), StepOutput
     transformer.py      TransformerClassifier, TransformerConfig, matched to the r-LSTM's parameter count
     pretrained_lstm.py  SequencePretrainedLSTM (SA-LSTM, LM-LSTM), PretrainedLSTMConfig, transfer_pretrained
-    registry.py         build(model, arch), check(model, arch); build_model(name, cfg) for library use
+    registry.py         build(model, arch), check(model, arch), build_trained; build_model(name, cfg) for library use
+    objectives.py       the objectives model.aux can name (built in + entry-point group auxrnn.objectives),
+                        build_objective(name, cfg): the one mapping from model.* to an objective
     table.py            the parameter table of docs/baselines.md (`python -m auxrnn.models` prints it)
 
     model = build(cfg.model, cfg.arch)     # the training loop and `auxrnn eval`, once per run
@@ -28,7 +30,10 @@ _LAZY = {
                     "sinusoidal_positions", "transformer_parameters"),
     "pretrained_lstm": ("PRETRAIN_KINDS", "PretrainedLSTMConfig", "SequencePretrainedLSTM", "lm_windows",
                         "transfer_pretrained"),
-    "registry": ("build", "build_model", "can_pretrain", "check", "model_config", "parameter_text", "resolve"),
+    "registry": ("build", "build_model", "build_trained", "can_pretrain", "check", "model_config", "parameter_text",
+                 "resolve"),
+    "objectives": ("ARGUMENTS", "ENTRY_POINTS", "ObjectiveUnavailable", "build_objective", "objective_class",
+                   "registered", "unavailable"),
     "table": ("dataset_shapes", "parameter_table"),
 }
 _WHERE = {name: module for module, names in _LAZY.items() for name in names}
@@ -53,8 +58,10 @@ if TYPE_CHECKING:  # pragma: no cover - what the lazy names are, for type checke
     from auxrnn.models.auxrnn import AuxRNN, StepOutput, count_parameters, objective_names, rnn_parameters
     from auxrnn.models.pretrained_lstm import (PRETRAIN_KINDS, PretrainedLSTMConfig, SequencePretrainedLSTM,
                                                lm_windows, transfer_pretrained)
-    from auxrnn.models.registry import (build, build_model, can_pretrain, check, model_config, parameter_text,
-                                        resolve)
+    from auxrnn.models.objectives import (ARGUMENTS, ENTRY_POINTS, ObjectiveUnavailable, build_objective,
+                                          objective_class, registered, unavailable)
+    from auxrnn.models.registry import (build, build_model, build_trained, can_pretrain, check, model_config,
+                                        parameter_text, resolve)
     from auxrnn.models.table import dataset_shapes, parameter_table
     from auxrnn.models.transformer import (TransformerClassifier, TransformerConfig, matched_transformer_config,
                                            parameter_report, sinusoidal_positions, transformer_parameters)

@@ -3,7 +3,7 @@
     encoder   Encoder(model.channels, model.embed_dim, model.encoder)
     core      1-layer model.cell of model.hidden units
     head      FFN (model.ffn_hidden x 2) to model.n_classes
-    objectives  one per name of model.aux ("both" = reconstruct + predict), each `Objective.from_model(cfg)`
+    objectives  one per name of model.aux ("both" = reconstruct + predict), each `build_objective(name, cfg)`
 """
 from __future__ import annotations
 
@@ -12,9 +12,9 @@ import torch
 from auxrnn.core.encoders import Encoder
 from auxrnn.core.heads import feed_forward
 from auxrnn.core.model import AuxModel, StepOutput, count_parameters
-from auxrnn.core.objectives import OBJECTIVES
 from auxrnn.core.recurrent import Recurrent
 from auxrnn.models.config import ModelConfig
+from auxrnn.models.objectives import build_objective, registered, unknown_message
 
 __all__ = ["AuxRNN", "StepOutput", "count_parameters", "objective_names", "rnn_parameters"]
 
@@ -22,19 +22,24 @@ __all__ = ["AuxRNN", "StepOutput", "count_parameters", "objective_names", "rnn_p
 def objective_names(cfg: ModelConfig) -> tuple[str, ...]:
     """The registered objectives model.aux lists; an unknown name is refused here, naming the choices."""
     names = cfg.objective_names
-    unknown = [n for n in names if n not in OBJECTIVES]
+    known = registered()
+    unknown = [n for n in names if n not in known]
     if unknown:
-        raise ValueError(f"model.aux={cfg.aux!r} is invalid: unknown objective(s) {unknown}; choose 'none', 'both' "
-                         f"or names joined by '+' from {', '.join(OBJECTIVES)}")
+        raise ValueError(f"model.aux={cfg.aux!r} is invalid: {unknown_message(unknown)}")
     return names
 
 
 class AuxRNN(AuxModel):
-    """Main recurrent classifier plus the auxiliary objectives model.aux names."""
+    """Main recurrent classifier plus the auxiliary objectives model.aux names.
 
-    def __init__(self, cfg: ModelConfig):
+    without: names of model.aux not to build (scoring a run whose objective's package is not installed
+    here: the classifier needs no auxiliary head; see auxrnn.models.registry.build_trained).
+    """
+
+    def __init__(self, cfg: ModelConfig, without: tuple[str, ...] = ()):
         cfg = cfg.validate()
-        objectives = [OBJECTIVES[n].from_model(cfg) for n in objective_names(cfg)]
+        names = cfg.objective_names if without else objective_names(cfg)
+        objectives = [build_objective(n, cfg) for n in names if n not in without]
         encoder = Encoder(cfg.channels, cfg.embed_dim, cfg.encoder)
         core = Recurrent(cfg.cell, cfg.embed_dim, cfg.hidden, cfg.forget_bias)
         head = feed_forward(cfg.hidden, cfg.ffn_hidden, cfg.n_classes, cfg.dropout)

@@ -22,6 +22,7 @@ from auxrnn.core.recurrent import run_window, scan
 from auxrnn.core.windows import Windows
 from auxrnn.models.auxrnn import AuxRNN, StepOutput, count_parameters
 from auxrnn.models.config import PHASES, ModelConfig
+from auxrnn.models.objectives import build_objective
 
 PRETRAIN_KINDS = ("sa", "lm")
 
@@ -92,7 +93,7 @@ class SequencePretrainedLSTM(AuxRNN):
             raise TypeError("SequencePretrainedLSTM needs a PretrainedLSTMConfig (see PretrainedLSTMConfig.of)")
         super().__init__(cfg.validate())
         if cfg.kind == "sa":  # decision B9: the r-LSTM decoder
-            decoder = Reconstruct.from_model(cfg)
+            decoder = build_objective(Reconstruct.name, cfg)
             decoder.bind(self.core)
             self.pretrainer = decoder
         else:  # decision B11: one linear softmax, no auxiliary LSTM

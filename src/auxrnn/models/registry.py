@@ -7,7 +7,8 @@
     arch.name=lm-lstm      SequencePretrainedLSTM(kind="lm")
 
 A run calls `check(model, arch)` before any work and `build(model, arch)` once, so that a resumed or
-evaluated run rebuilds exactly the architecture its config.yaml describes. `build_model(name, cfg)` and
+evaluated run rebuilds exactly the architecture its config.yaml describes; eval, predict and auxrnn.load
+use `build_trained(model, arch, state)`, which needs no auxiliary head. `build_model(name, cfg)` and
 `model_config(name, cfg)` are the library's registry: from a config object or a dict of its fields.
 """
 from __future__ import annotations
@@ -15,12 +16,13 @@ from __future__ import annotations
 from dataclasses import fields
 from typing import Any, Mapping
 
+import torch
 from torch import nn
 
 from auxrnn.core.model import AuxModel
-from auxrnn.core.objectives import OBJECTIVES
 from auxrnn.models.auxrnn import AuxRNN, objective_names
 from auxrnn.models.config import ARCHS, REAL_INPUTS, ArchConfig, ModelConfig
+from auxrnn.models.objectives import objective_class, unavailable
 from auxrnn.models.pretrained_lstm import PretrainedLSTMConfig, SequencePretrainedLSTM
 from auxrnn.models.transformer import (TransformerClassifier, TransformerConfig, matched_transformer_config,
                                        parameter_report)
@@ -51,8 +53,12 @@ def check(model: ModelConfig, arch: ArchConfig, info=None) -> AnyConfig:
     must hold each objective's subsequence), or only the dataset's name, or None. Returns the resolved config.
     """
     name = info if isinstance(info, str) else getattr(info, "name", None)
-    real = [getattr(OBJECTIVES.get(n), "real_valued", False) for n in model.objective_names]
-    if 0 in tuple(model.channels) and (model.encoder != "linear" or arch.name != "rnn" or not all(real)):
+    try:
+        # A misspelled objective is refused as such, before what real-valued data needs of the objectives.
+        real = arch.name == "rnn" and all(objective_class(n).real_valued for n in objective_names(model))
+    except ValueError as exc:
+        raise ValueError(f"{exc} (dataset {name!r})" if name else str(exc)) from None
+    if 0 in tuple(model.channels) and (model.encoder != "linear" or not real):
         raise ValueError(f"dataset {name!r} {REAL_INPUTS}")
     try:
         resolved = resolve(model, arch)
@@ -60,7 +66,7 @@ def check(model: ModelConfig, arch: ArchConfig, info=None) -> AnyConfig:
         raise ValueError(f"{exc} (dataset {name!r})" if name else str(exc)) from None
     if hasattr(info, "seq_len") and arch.name == "rnn" and model.objective_names:
         T = int(info.seq_len)
-        room = min(OBJECTIVES[n].longest(T) for n in model.objective_names)
+        room = min(objective_class(n).longest(T) for n in model.objective_names)
         if model.subseq_len > room:
             raise ValueError(f"model.subseq_len={model.subseq_len} is longer than the sequences of {name!r} "
                              f"(length {T}{', at most' if info.variable_length else ''}): the auxiliary "
@@ -71,6 +77,31 @@ def check(model: ModelConfig, arch: ArchConfig, info=None) -> AnyConfig:
 def build(model: ModelConfig, arch: ArchConfig) -> nn.Module:
     """The run's model, on CPU, freshly initialised from the global torch RNG."""
     return _construct(resolve(model, arch))
+
+
+def build_trained(model: ModelConfig, arch: ArchConfig, state: Mapping[str, torch.Tensor]) -> tuple[nn.Module, str]:
+    """The run's model with a checkpoint's weights `state`, for scoring and prediction; also a note ("" if none).
+
+    The classifier reads the encoder, the core and the head only. An objective of model.aux whose class
+    cannot be imported here (its package is not installed) is left out with its head's weights, and the
+    note says so; every other weight must load.
+    """
+    missing = unavailable(model.objective_names) if arch.name == "rnn" else {}
+    if not missing:
+        module = build(model, arch)
+        module.load_state_dict(state)
+        return module, ""
+    module = AuxRNN(model.validate(), without=tuple(missing))
+    result = module.load_state_dict(state, strict=False)
+    main = tuple(f"{m}." for m in ("encoder", "core", "classifier"))
+    stray = [k for k in result.unexpected_keys if k.startswith(main)]
+    if result.missing_keys or stray:
+        raise RuntimeError(f"the checkpoint does not fit the model model.* describes: missing {result.missing_keys}, "
+                           f"unexpected {stray}")
+    reasons = "; ".join(missing.values())
+    note = (f"note: left out the auxiliary head of {', '.join(missing)} ({len(result.unexpected_keys)} saved tensors "
+            f"not loaded), which scoring does not use: {reasons}")
+    return module, note
 
 
 def _construct(cfg: AnyConfig) -> nn.Module:

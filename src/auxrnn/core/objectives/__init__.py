@@ -1,11 +1,13 @@
-"""Auxiliary objectives: one class per module, one registry line each.
+"""Auxiliary objectives: one class per module, registered below by its import and its entry.
 
     reconstruct.py         Reconstruct         r-LSTM: rebuild the L tokens before an anchor
     predict.py             Predict             p-LSTM: predict the L tokens after an anchor
     reconstruct_values.py  ReconstructValues   r-LSTM on real values (squared error, decision M20)
     predict_values.py      PredictValues       p-LSTM on real values
 
-A new objective subclasses `Objective` (base.py) in its own module and adds one line to OBJECTIVES.
+A new objective subclasses `Objective` (base.py) in its own module and adds two lines here: its import and
+its entry in OBJECTIVES. An objective of another package registers through the entry-point group
+"auxrnn.objectives" instead; auxrnn.models.objectives finds both and builds them from a run's model.*.
 """
 from auxrnn.core.objectives.base import Main, Objective
 from auxrnn.core.objectives.predict import Predict

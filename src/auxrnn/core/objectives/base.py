@@ -99,3 +99,12 @@ class Objective(nn.Module):
     def loss(self, main: Main, windows: Windows, start: State, anchors: torch.Tensor) -> tuple[torch.Tensor, int]:
         """(summed loss, number of scored values) of one step."""
         raise NotImplementedError
+
+    def targets(self, window: torch.Tensor) -> torch.Tensor:
+        """What is scored, from the elements around it: window (R, n+1, ...) -> (R, n, ...) targets.
+
+        window[:, j+1] is the element scored at step j and window[:, j] the one before it, so a target may
+        depend on both (e.g. the differences ``window[:, 1:] - window[:, :-1]``). Default: the elements
+        themselves. Reconstruct and Predict (and their value twins) score ``targets(window)``.
+        """
+        return window[:, 1:]

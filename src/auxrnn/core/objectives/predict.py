@@ -1,6 +1,7 @@
 """Predict (p-LSTM, paper §1.3): an auxiliary LSTM on the main outputs from an anchor on predicts the next elements.
 
     x:   S_a -> [a .. a+K)[a+K .. a+2K) .. a+L) -> aux LSTM predicts x[a+1 : a+L+1]   a in [0, max(len-L-1, 0)]
+         (scored as targets(x[a : a+L+1]): the elements themselves unless an objective says otherwise)
          each segment of K = truncate steps from its own detached state (decision M11)
 
 Targets here are tokens (one softmax per channel, decision M8; head as the decoder's, decision M12);
@@ -53,13 +54,6 @@ class Predict(Objective):
         self.hidden, self.layers, self.ffn_hidden = hidden, layers, ffn_hidden
         self.dropout, self.forget_bias = dropout, forget_bias
 
-    @classmethod
-    def from_model(cls, cfg, weight: float = 1.0) -> "Predict":
-        """The objective a ModelConfig (model.*) describes."""
-        return cls(cfg.n_anchors, cfg.subseq_len, cfg.aux_truncate, weight, channels=cfg.channels,
-                   hidden=cfg.aux_hidden, layers=cfg.aux_layers, ffn_hidden=cfg.ffn_hidden, dropout=cfg.dropout,
-                   forget_bias=cfg.forget_bias)
-
     def output_size(self) -> int:
         return sum(self.channels)
 
@@ -89,8 +83,10 @@ class Predict(Objective):
             if main_out is None:
                 break
             positions, mask = predict_targets(seg, main_out.shape[1])  # (R, W) each
+            before = seg.start.unsqueeze(1)  # (R, 1) the element before the first target, for `targets`
+            window = main.gather(seg.rows, torch.cat([before, positions], dim=1))  # (R, W+1, ...)
             out, head_state = self.rnn(main_out, head_state)  # (R, W, hidden)
-            s, n = self.score(self.out(out), main.gather(seg.rows, positions), mask)
+            s, n = self.score(self.out(out), self.targets(window), mask)
             total, count = (s if total is None else total + s), count + n
             start, head_state = detach_state(end), detach_state(head_state)
         return (total if total is not None else self.out[-1].weight.sum() * 0.0), count

@@ -66,14 +66,6 @@ class Reconstruct(Objective):
         self.encoder_kind, self.dropout, self.teacher_forcing = encoder, dropout, teacher_forcing
         self.forget_bias = forget_bias
 
-    @classmethod
-    def from_model(cls, cfg, weight: float = 1.0) -> "Reconstruct":
-        """The objective a ModelConfig (model.*) describes."""
-        return cls(cfg.n_anchors, cfg.subseq_len, cfg.aux_truncate, weight, channels=cfg.channels,
-                   hidden=cfg.aux_hidden, layers=cfg.aux_layers, ffn_hidden=cfg.ffn_hidden, embed_dim=cfg.embed_dim,
-                   encoder=cfg.encoder, dropout=cfg.dropout, teacher_forcing=cfg.teacher_forcing,
-                   forget_bias=cfg.forget_bias)
-
     # The three things a target type decides: how the decoder reads an element, how wide its output is, the score.
     def input_encoder(self) -> nn.Module:
         return Encoder(self.channels, self.embed_dim, self.encoder_kind)  # decision M10: the decoder's own table
@@ -114,7 +106,8 @@ class Reconstruct(Objective):
     def decode(self, state: torch.Tensor, window: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, int]:
         """state: (R, state_size) flattened main state; window: (R, L, ...) elements; mask: (R, L-1) CPU bool.
 
-        Returns (summed loss, scored count) of predicting window[:, 1:] from window[:, :1].
+        Returns (summed loss, scored count) of predicting ``targets(window)`` (L-1 steps) from the state, the
+        decoder reading window[:, :-1] (teacher forcing) or its own guesses from window[:, :1] on.
         """
         hx = self._start(state)
         if self.teacher_forcing:  # decision M7
@@ -128,4 +121,4 @@ class Reconstruct(Objective):
                 steps.append(step)
                 inp = self.feedback(step[:, 0]).unsqueeze(1)
             pred = torch.cat(steps, dim=1)
-        return self.score(pred, window[:, 1:], mask)
+        return self.score(pred, self.targets(window), mask)

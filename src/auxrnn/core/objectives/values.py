@@ -17,12 +17,6 @@ class ValueTargets:
 
     real_valued = True
 
-    @classmethod
-    def from_model(cls, cfg, weight: float = 1.0):
-        obj = super().from_model(cfg, weight)
-        obj.channels = len(cfg.channels)
-        return obj
-
     def output_size(self) -> int:
         return int(self.channels)
 
