@@ -1,6 +1,7 @@
 """Typed values: a YAML or `key=value` command-line value as the type of the dataclass field it sets.
 
-Knows nothing of the run's sections (auxrnn.train.config does); standard library and yaml only.
+One converter for every key: the run config (auxrnn.train.config) and the datasets' options (auxrnn.data) both
+use `coerce`. Knows nothing of either; standard library and yaml only, so every layer may import it.
 """
 from __future__ import annotations
 

@@ -12,7 +12,7 @@ A preset (`auxrnn/configs/NAME.yaml`, shipped with the package, or any YAML file
 keys to values and lists only what differs from the defaults, or from its `base: OTHER` preset (bases that
 are not runs themselves are named `_NAME.yaml`); nested sections (`model: {truncate: 300}`) are accepted too. Command-line overrides use the
 same dotted keys (`model.truncate=300`, `optim.lr=1e-3`). Every value is checked against the type of its
-field (auxrnn.train.values) and every key against the dataclasses: a typo is an error, never a silently
+field (auxrnn.values) and every key against the dataclasses: a typo is an error, never a silently
 ignored knob.
 
 Validation happens in two stages, both before any training work: `validate(cfg)` checks what the config
@@ -40,7 +40,7 @@ import yaml
 
 from auxrnn.models.config import ArchConfig, ModelConfig, bad_value, check_choice
 from auxrnn.train.presets import PRESETS, list_presets, preset_layers, preset_path  # noqa: F401 - this API too
-from auxrnn.train.values import coerce, parse_overrides  # noqa: F401 - parse_overrides is this module's API too
+from auxrnn.values import coerce, parse_overrides  # noqa: F401 - parse_overrides is this module's API too
 
 OPTIMIZERS = ("adam", "rmsprop")
 SCHEDULES = ("constant", "step", "cosine")

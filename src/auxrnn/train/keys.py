@@ -15,7 +15,7 @@ from typing import Any
 
 from auxrnn.models.config import ARCHS, CELLS, ENCODERS, POSITIONS, READOUTS
 from auxrnn.train.config import OPTIMIZERS, PRECISIONS, SCHEDULES, SECTIONS, RunConfig
-from auxrnn.train.values import type_name
+from auxrnn.values import type_name
 
 # The named choices of the keys that have them (shown by `auxrnn train --help-keys`).
 CHOICES = {"optim.optimizer": OPTIMIZERS, "optim.schedule": SCHEDULES,

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import types
 import typing
+
+from auxrnn.values import coerce
 
 from .. import delay as _delay
 from ..integrity import DownloadError, RemoteFile, atomic_path
@@ -78,44 +79,13 @@ def _option_types(cls: type[SequenceDataset]) -> dict[str, object]:
 
 
 def _convert(name: str, key: str, value, hint):
-    """`value` as the annotated type (YAML and the command line give strings for what they cannot parse)."""
-    def bad():
-        want = " or ".join(getattr(t, "__name__", str(t)) for t in members)
-        return ValueError(f"data.options.{key}={value!r} is invalid for dataset {name!r}: expected {want}")
-
-    members = typing.get_args(hint) if typing.get_origin(hint) in (typing.Union, types.UnionType) else (hint,)
-    if value is None or (isinstance(value, str) and value.lower() in ("none", "null")):
-        if type(None) in members:
-            return None
-        if value is None or str not in members:  # a str option keeps the word "none" (arrays quantiser=none)
-            raise bad()
-    for t in members:
-        if t is bool:
-            if isinstance(value, bool):
-                return value
-            if isinstance(value, str) and value.lower() in ("true", "false"):
-                return value.lower() == "true"
-        elif t is int:
-            if isinstance(value, int) and not isinstance(value, bool):
-                return value
-            if isinstance(value, str) and value.strip().lstrip("-").isdigit():
-                return int(value)
-            if isinstance(value, float) and value.is_integer():
-                return int(value)
-        elif t is float:
-            if isinstance(value, (int, float)) and not isinstance(value, bool):
-                return float(value)
-            if isinstance(value, str):
-                try:
-                    return float(value)
-                except ValueError:
-                    pass
-        elif t is str:
-            if isinstance(value, (str, int, float)) and not isinstance(value, bool):
-                return str(value)
-        elif t is not type(None):
-            return value  # a type this check does not know: the constructor decides
-    raise bad()
+    """`value` as the annotated type, by the one converter every key uses (auxrnn.values.coerce); YAML and the
+    command line give strings for what they cannot parse. A str option keeps the word "none" (arrays
+    quantiser=none)."""
+    try:
+        return coerce(f"data.options.{key}", value, hint)
+    except ValueError as exc:
+        raise ValueError(f"{exc} (dataset {name!r})") from None
 
 
 def load_dataset(name: str, split: str = "train", root: str | os.PathLike | None = None, **options) -> SequenceDataset:
