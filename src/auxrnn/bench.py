@@ -29,6 +29,8 @@ CASES: dict[str, dict] = {
                             aux_hidden=128, aux_layers=1),
     "rlstm-20x30": dict(aux="reconstruct", n_anchors=20, subseq_len=30, truncate=300, aux_truncate=30),  # decision M15
     "plstm-1x600": dict(aux="predict", n_anchors=1, subseq_len=600, truncate=300),
+    "plstm-1x600-cpu": dict(aux="predict", n_anchors=1, subseq_len=600, truncate=300, aux_truncate=300,
+                            aux_hidden=128, aux_layers=1),  # the CPU-scale cells' p-LSTM: a 1 x 128 predictor
 }
 # Inference cases time `AuxRNN.predict` of the named training case: one no-grad read over T, the floor
 # under every truncated step (which must read all T steps once, then recompute its windows).
