@@ -54,6 +54,14 @@ def test_top_level_help_is_written_for_users(capsys):
         assert what in out
 
 
+def test_bare_auxrnn_prints_the_help_and_trains_nothing(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    assert main([]) == 2
+    out = capsys.readouterr().out
+    assert out.startswith("usage: auxrnn") and "auxrnn train" in out
+    assert list(tmp_path.iterdir()) == []  # no runs/ folder: no training started
+
+
 def test_presets_lists_every_preset_with_its_header_line(capsys):
     assert main(["presets"]) == 0
     lines = {line.split()[0]: line.split(None, 1)[1] for line in capsys.readouterr().out.splitlines()[:-2]}

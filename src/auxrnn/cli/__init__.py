@@ -19,7 +19,7 @@ _COMMANDS = ("train", "eval", "predict", "data", "bench", "reproduce", "presets"
 DESCRIPTION = """\
 Train recurrent networks on long sequences with auxiliary losses (Trinh et al., ICML 2018): an LSTM that
 reconstructs (r-LSTM) or predicts (p-LSTM) a subsequence at random anchors, with truncated gradients.
-With no command, `auxrnn` runs `auxrnn train`: the default job, an r-LSTM on permuted MNIST in minutes on a CPU."""
+The main job is `auxrnn train`: with no arguments, an r-LSTM on permuted MNIST in minutes on a CPU."""
 
 EPILOG = """\
 a run is a preset plus key=value overrides:
@@ -64,8 +64,6 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     parser = build_parser()
-    if not argv:
-        argv = ["train"]  # the default job: train the default preset on MNIST
     # key=value overrides may stand anywhere, also after options (`eval RUN --data idx data.root=...`)
     for i, tok in enumerate(argv):  # `--optim.lr 1e-3`: a config key written as an option
         m = re.fullmatch(r"--([a-z_]+\.[a-z_.]+)(?:=(.*))?", tok)
@@ -78,7 +76,7 @@ def main(argv: list[str] | None = None) -> int:
             args.overrides = list(args.overrides or []) + rest
         else:
             parser.error(f"unrecognized arguments: {' '.join(rest)}")
-    if not getattr(args, "func", None):
+    if not getattr(args, "func", None):  # bare `auxrnn`: say what there is rather than start a training
         parser.print_help()
         return 2
     try:
