@@ -145,7 +145,7 @@ def test_single_layout_split_is_deterministic_and_its_own_seed(isolated):
 
 def test_options_and_static_info(isolated):
     assert dataset_options("arrays") == ["path", "n_classes", "test_size", "split_seed", "bins", "quantiser",
-                                         "max_vocab"]
+                                         "max_vocab", "delay", "delay_fill", "delay_seed"]
     path = write(isolated / "d", make_arrays())
     assert static_info("arrays", {"path": str(path)}) is None  # the files decide
     assert static_info("arrays", {"path": str(path), "n_classes": 4}) is None
