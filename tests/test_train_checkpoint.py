@@ -1,5 +1,8 @@
-"""Checkpoints: rotated on every save, verified on load, and a damaged newest one falls back to the previous."""
+"""Checkpoints: rotated on every save, verified on load (the checksum inside each file), and a damaged newest
+one falls back to the previous."""
+import hashlib
 import logging
+import zipfile
 
 import pytest
 import torch
@@ -12,14 +15,16 @@ def _save(run, step):
     checkpoint.save(run / "checkpoints" / checkpoint.LAST, {"step": step, "model": {"w": torch.full((64,), float(step))}})
 
 
-def test_each_save_keeps_the_previous_checkpoint_with_checksums(tmp_path):
+def test_each_save_keeps_the_previous_checkpoint_each_carrying_its_checksum(tmp_path):
     _save(tmp_path, 1)
     assert checkpoint.resume_point(tmp_path)[0]["step"] == 1
     _save(tmp_path, 2)
     _save(tmp_path, 3)
     folder = tmp_path / "checkpoints"
-    assert sorted(p.name for p in folder.iterdir()) == ["last.pt", "last.pt.sha256", "prev.pt", "prev.pt.sha256"]
+    assert sorted(p.name for p in folder.iterdir()) == ["last.pt", "prev.pt"]
     assert checkpoint.load(folder / "last.pt")["step"] == 3 and checkpoint.load(folder / "prev.pt")["step"] == 2
+    assert torch.load(folder / "last.pt", weights_only=True)["step"] == 3  # still a plain torch.load file
+    assert zipfile.ZipFile(folder / "last.pt").comment.startswith(b"auxrnn-sha256 ")
 
 
 def _truncate(p):
@@ -53,6 +58,11 @@ def test_a_flipped_byte_is_caught_by_the_checksum_even_where_torch_would_load(tm
     last.write_bytes(bytes(data))
     with pytest.raises(CheckpointError, match="does not match its checksum"):
         checkpoint.load(last)
+    data[i + 3] ^= 0x01
+    data[-1] ^= 0x01  # the checksum itself
+    last.write_bytes(bytes(data))
+    with pytest.raises(CheckpointError, match="does not match its checksum"):
+        checkpoint.load(last)
 
 
 def test_no_loadable_checkpoint_is_one_clear_error_naming_both_files(tmp_path):
@@ -76,5 +86,8 @@ def test_a_run_that_never_checkpointed_starts_from_zero_but_an_emptied_folder_is
 def test_a_foreign_file_is_named_in_the_error(tmp_path):
     bad = tmp_path / "x.pt"
     torch.save([1, 2, 3], bad)
+    with pytest.raises(CheckpointError, match="x.pt has no checksum"):
+        checkpoint.load(bad)
+    (tmp_path / "x.pt.sha256").write_text(hashlib.sha256(bad.read_bytes()).hexdigest())
     with pytest.raises(CheckpointError, match="x.pt is not an auxrnn checkpoint"):
         checkpoint.load(bad)
