@@ -129,6 +129,9 @@ def reference_loss(model, x, lengths, y, anchors, phase="train", aux_weight=1.0)
                     Ka = obj.truncate
                     _, _, outs = _run(model, x[b], a + span, set(range(a, a + span, Ka)), collect_from=a)
                     hx, s, c = None, 0.0, 0
+                    if obj.start == "main":  # the predictor starts from the main LSTM's detached state S_a
+                        st, _, _ = _run(model, x[b], a, a)
+                        hx = (torch.stack([h for h, _ in st]), torch.stack([c for _, c in st]))
                     for j, h in enumerate(outs):
                         if j % Ka == 0 and hx is not None:
                             hx = detach(hx)

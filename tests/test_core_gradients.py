@@ -104,6 +104,23 @@ def test_plstm_backpropagates_its_window_in_segments_of_aux_truncate(aux_truncat
     assert_same_gradients(model, x, lengths, y, {"predict": torch.tensor([[0, 15], [7, 3], [6, 2]])})
 
 
+@pytest.mark.parametrize("aux_truncate", [2, 6])
+def test_plstm_predictor_may_start_from_the_main_state(aux_truncate):
+    """aux_start=main: the predictor's first state is the main LSTM's detached state S_a (same layers x hidden)."""
+    model = _model(aux="predict", subseq_len=6, aux_truncate=aux_truncate, truncate=4, hidden=7, aux_hidden=7,
+                   aux_layers=1, aux_start="main")
+    x, lengths, y = _batch([22, 22, 13], T=22)
+    assert_same_gradients(model, x, lengths, y, {"predict": torch.tensor([[0, 15], [7, 3], [6, 2]])})
+    zeros = _model(aux="predict", subseq_len=6, aux_truncate=aux_truncate, truncate=4, hidden=7, aux_hidden=7,
+                   aux_layers=1)
+    anchors = {"predict": torch.tensor([[0, 15], [7, 3], [6, 2]])}
+    assert not torch.equal(model(x, lengths, y, anchors=anchors).loss, zeros(x, lengths, y, anchors=anchors).loss)
+    with pytest.raises(ValueError, match="main LSTM"):
+        _model(aux="predict", hidden=5, aux_hidden=7, aux_start="main")
+    with pytest.raises(ValueError, match="model.aux_start"):
+        ModelConfig(aux="predict", aux_start="ones").validate()
+
+
 def test_every_lstm_starts_with_forget_bias_one_and_gru_is_left_as_built():
     """Decision M17: b_ih = 1, b_hh = 0 on the forget slice of every LSTM layer (main, decoder, predictor)."""
     model = _model(aux="both", aux_layers=2)

@@ -14,6 +14,7 @@ ARCHS = ("rnn", "transformer", "sa-lstm", "lm-lstm")
 POSITIONS = ("learned", "sinusoidal")
 READOUTS = ("mean", "cls")
 ENCODERS = ("embedding", "scalar", "linear")  # the kinds auxrnn.core.encoders.Encoder builds
+AUX_STARTS = ("zeros", "main")      # the p-LSTM predictor's first state (auxrnn.core.objectives.Predict)
 CELLS = ("lstm", "gru")              # the cells auxrnn.core.recurrent.Recurrent builds
 
 
@@ -85,6 +86,7 @@ class ModelConfig:
     aux_truncate: int = 300             # auxiliary BPTT: r-LSTM steps before each anchor; p-LSTM segment length
     aux_hidden: int = 256               # units of each layer of the auxiliary decoder
     aux_layers: int = 2                 # layers of the auxiliary decoder
+    aux_start: str = "zeros"            # p-LSTM predictor's first state: zeros (M12) or main (the state S_a)
     ffn_hidden: int = 256               # width of the two-layer classifier on the last state
     dropout: float = 0.0                # dropout of the classifier (decisions M14, B5)
     teacher_forcing: bool = True        # the decoder reads the true previous element (decision M7)
@@ -112,7 +114,7 @@ class ModelConfig:
         """
         if getattr(self, "_valid", None) == astuple(self):
             return self
-        check_fields(self, {"cell": CELLS, "encoder": ENCODERS},
+        check_fields(self, {"cell": CELLS, "encoder": ENCODERS, "aux_start": AUX_STARTS},
                      ("n_anchors", "aux_truncate", "embed_dim", "hidden", "aux_hidden", "aux_layers", "ffn_hidden",
                       "chunk", "n_classes"))
         names = self.objective_names if isinstance(self.aux, str) else ()

@@ -25,7 +25,7 @@ ENTRY_POINTS = "auxrnn.objectives"
 ARGUMENTS = {"n_anchors": "n_anchors", "subseq_len": "subseq_len", "truncate": "aux_truncate",
              "channels": "channels", "hidden": "aux_hidden", "layers": "aux_layers", "ffn_hidden": "ffn_hidden",
              "embed_dim": "embed_dim", "encoder": "encoder", "dropout": "dropout",
-             "teacher_forcing": "teacher_forcing", "forget_bias": "forget_bias"}
+             "teacher_forcing": "teacher_forcing", "forget_bias": "forget_bias", "start": "aux_start"}
 
 
 class ObjectiveUnavailable(ValueError):

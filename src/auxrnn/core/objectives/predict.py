@@ -36,20 +36,25 @@ def predict_targets(windows: Windows, width: int) -> tuple[torch.Tensor, torch.T
 
 
 class Predict(Objective):
-    """p-LSTM: a `layers` x `hidden` LSTM from zeros, stacked on the main outputs, predicts the next element.
+    """p-LSTM: a `layers` x `hidden` LSTM, stacked on the main outputs, predicts the next element.
 
     The L steps after the anchor are backpropagated in segments of `truncate` steps; main and auxiliary
     LSTM both restart each segment from their detached state where the previous one ended (decision M11).
 
     Args (beyond Objective's): channels: vocabulary size per input channel; hidden, layers, ffn_hidden,
-    dropout, forget_bias: the head's sizes (decisions M12, M17).
+    dropout, forget_bias: the head's sizes (decisions M12, M17); start: the predictor's first state, "zeros"
+    (decision M12) or "main": the main LSTM's (detached) state S_a at the anchor, which needs a main
+    nn.LSTM of the predictor's `layers` x `hidden`.
     """
 
     name, attr = "predict", "predictor"
 
     def __init__(self, n_anchors=1, subseq_len=600, truncate=300, weight=1.0, *, channels=(256,), hidden=256,
-                 layers=2, ffn_hidden=256, dropout=0.0, forget_bias=1.0):
+                 layers=2, ffn_hidden=256, dropout=0.0, forget_bias=1.0, start="zeros"):
         super().__init__(n_anchors, subseq_len, truncate, weight)
+        if start not in ("zeros", "main"):
+            raise ValueError(f"start={start!r}: the predictor starts from 'zeros' or from the 'main' state")
+        self.start = start
         self.channels = tuple(channels) if not isinstance(channels, int) else channels
         self.hidden, self.layers, self.ffn_hidden = hidden, layers, ffn_hidden
         self.dropout, self.forget_bias = dropout, forget_bias
@@ -61,6 +66,10 @@ class Predict(Objective):
         return token_nll(out, targets, mask, self.channels)
 
     def build(self, core: Core) -> None:
+        if self.start == "main" and not (isinstance(core.rnn, nn.LSTM) and core.rnn.num_layers == self.layers
+                                         and core.hidden == self.hidden and not core.rnn.proj_size):
+            raise ValueError(f"start='main' copies the main LSTM's state into the predictor: it needs a main "
+                             f"nn.LSTM of {self.layers} x {self.hidden} (the predictor's layers x hidden)")
         self.rnn = nn.LSTM(core.hidden, self.hidden, self.layers, batch_first=True)
         init_forget_bias(self.rnn, self.forget_bias)
         self.out = feed_forward(self.hidden, self.ffn_hidden, self.output_size(), self.dropout)
@@ -77,7 +86,9 @@ class Predict(Objective):
         return predict_windows(anchors, lengths, self.subseq_len)
 
     def loss(self, main: Main, windows: Windows, start: State, anchors: torch.Tensor):
-        total, count, head_state = None, 0, None
+        total, count = None, 0
+        # the predictor's state: zeros, or S_a as nn.LSTM takes it ((B, layers, H) -> (layers, B, H))
+        head_state = tuple(s.transpose(0, 1).contiguous() for s in start) if self.start == "main" else None
         for seg in segments(windows, self.truncate):
             main_out, end = main.run(seg, start)  # (R, W, H)
             if main_out is None:
