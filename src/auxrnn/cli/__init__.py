@@ -86,8 +86,9 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:  # `auxrnn presets | head`: the reader has all it wants
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit
         return 141  # what a shell reports for a process ended by SIGPIPE
-    except (ValueError, FileNotFoundError, RuntimeError) as exc:
+    except (ValueError, RuntimeError, OSError, MemoryError) as exc:  # a full disk, a read-only folder: one line
         if getattr(args, "debug", False):
             raise
-        print(f"auxrnn {args.command}: error: {exc}", file=sys.stderr)
+        what = f"out of memory ({type(exc).__name__}: {exc})" if isinstance(exc, MemoryError) else exc
+        print(f"auxrnn {args.command}: error: {what}", file=sys.stderr)
         return 2

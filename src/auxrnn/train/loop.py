@@ -17,7 +17,8 @@
     run.finish()       the final evaluation and summary.json
 
 A stop (SIGINT/SIGTERM, the time budget, `until_step`) always writes a checkpoint first, so
-`auxrnn train --resume RUN` carries on exactly.
+`auxrnn train --resume RUN` carries on exactly. The data is read before the run folder is taken, and a resume
+is checked against its checkpoint before anything in the folder changes: a refused run leaves it as it was.
 """
 from __future__ import annotations
 
@@ -43,7 +44,7 @@ from auxrnn.train.evaluation import device_name, evaluate
 from auxrnn.train.metrics import MetricsLog, MetricsWindow, read_summary, write_summary
 from auxrnn.train.signals import StopSignals
 from auxrnn.train.optim import build_optimizer, lr_at, phase_of, plan_phases
-from auxrnn.train.runs import CONFIG_FILE, owned
+from auxrnn.train.runs import CONFIG_FILE, owned, write_atomic
 
 log = logging.getLogger("auxrnn.train")
 
@@ -76,17 +77,21 @@ def train(cfg: RunConfig, run_dir: Path, *, resume: bool = False, until_step: in
         NonFiniteLoss when the loss or gradient becomes nan/inf (the last checkpoint is left as it was).
     """
     run_dir = Path(run_dir)
+    if until_step is not None and until_step < 1:
+        raise ValueError(f"--until-step {until_step}: give a number of steps of at least 1")
     d = distributed.setup(cfg.train.device)
     threads = use_threads(cfg.train.threads)  # before any parallel work: this process's share of the cores
+    run = None
     try:
+        run = Run(cfg, run_dir, d, threads)  # reads the data: a bad file is refused before the run folder exists
         with owned(run_dir, d.is_master), flush_denormals(d.device):  # one process trains in a run folder; T22
-            run = Run(cfg, run_dir, d, threads)
             try:
                 return run.fit(resume, until_step, progress, on_start)
             finally:
                 run.release()
     except BaseException as exc:
-        if is_oom(exc) and d.is_master:  # out of memory is this run's result (reproduce records it; decision T21)
+        # Out of memory while training is this run's result (reproduce records it; decision T21).
+        if run is not None and is_oom(exc) and d.is_master:
             record_oom(run_dir, exc, cfg)
         raise
     finally:
@@ -118,7 +123,11 @@ class Run:
     def __init__(self, cfg: RunConfig, run_dir: Path, d: distributed.Dist, threads: tuple[int, str]):
         self.cfg, self.run_dir, self.d, self.threads = cfg, run_dir, d, threads
         with distributed.node_leader_first(d):  # one fetch per node at most (decision D11)
-            self.splits = batches.load_splits(cfg.data)
+            try:
+                self.splits = batches.load_splits(cfg.data)
+            except MemoryError as exc:  # not this run's result: a damaged file can claim a huge array
+                raise ValueError(f"the data of {cfg.data.name!r} {cfg.data.options} claims more memory than there "
+                                 f"is ({exc}); a damaged file can declare a huge array") from None
         fit_to_data(cfg, self.splits.info, len(self.splits.train))
         models.check(cfg.model, cfg.arch, self.splits.info)  # e.g. no matching Transformer: before any work
         if cfg.data.batch_size % d.world_size:
@@ -305,14 +314,20 @@ class Run:
             if done and done.get("status") == "finished":
                 log.info("run %s is already finished (%d steps); nothing to do", self.run_dir, ckpt["step"])
                 return done
-        if d.is_master:
-            self.run_dir.mkdir(parents=True, exist_ok=True)
-            (self.run_dir / CONFIG_FILE).write_text(dump_yaml(cfg))
-            if on_start is not None:
-                on_start(cfg)
+        if ckpt is not None and until_step is not None and until_step <= ckpt["step"]:
+            raise ValueError(f"--until-step {until_step}: {ckpt_file} has already done {ckpt['step']} steps; give a "
+                             "later step")
         self._build()
         if ckpt is not None:
-            self.restore(ckpt, ckpt_file)
+            self.restore(ckpt, ckpt_file)  # every refusal comes before the first write into the folder
+        if d.is_master:
+            if ckpt is None:
+                checkpoint.discard_unfinished(self.run_dir)
+            config, text = self.run_dir / CONFIG_FILE, dump_yaml(cfg)
+            if not config.exists() or config.read_text(errors="replace") != text:
+                write_atomic(config, text)
+            if on_start is not None:
+                on_start(cfg)
         distributed.same_on_every_rank(self.step, d, f"the ranks found different checkpoints in {self.run_dir}: every "
                                        "node must see the same run folder (a shared file system)")
         if d.is_master:

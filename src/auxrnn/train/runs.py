@@ -1,22 +1,26 @@
 """Run folders: where a new run goes, how a stopped one is picked up again.
 
-    RUN/config.yaml          the resolved config (the source of truth on resume)
+    RUN/config.yaml          the resolved config (the source of truth on resume; written whole, and only
+                             when it changes; a damaged one is replaced by the copy in the checkpoint)
     RUN/metrics.jsonl        one JSON line per log interval / evaluation / event
     RUN/tensorboard/         TensorBoard event files
-    RUN/checkpoints/last.pt  the latest checkpoint (written atomically)
+    RUN/checkpoints/last.pt  the latest checkpoint (written atomically, its checksum inside: checkpoint.py)
     RUN/summary.json         status, test_accuracy, steps, epochs, wall_seconds, device, ...
     RUN/curves.png           loss and accuracy curves
     RUN/lock                 the pid of the process training in RUN; locked (fcntl) while it trains
 
 A run folder has one owner: the process that trains in it holds an exclusive lock on RUN/lock for the
 whole run (rank 0 alone under DDP), so a second `train --resume RUN` or `train.out=RUN` is refused. The
-operating system drops the lock when its holder exits, crashed or killed, so a dead owner never blocks.
+operating system drops the lock when its holder exits, crashed or killed, so a dead owner never blocks:
+processes forked while it is held (DataLoader workers) close their copy at once, so none outlives its holder
+with the lock. A process that loses the race for the lock touches nothing.
 """
 from __future__ import annotations
 
 import contextlib
 import datetime as _dt
 import fcntl
+import logging
 import os
 from pathlib import Path
 from typing import Any, Iterator
@@ -29,6 +33,8 @@ from auxrnn.train.config import RunConfig, build_config, from_dict, set_key, val
 
 CONFIG_FILE = "config.yaml"
 LOCK_FILE = "lock"
+
+log = logging.getLogger("auxrnn.train")
 
 # Keys that may change when a run is resumed; everything else is fixed by the run's config.yaml
 # (changing e.g. the model or the seed would make the resumed run a different run).
@@ -82,13 +88,50 @@ def check_dataset(cfg: RunConfig) -> RunConfig:
     return cfg
 
 
-def resume_config(run_dir: Path, overrides: dict[str, Any]) -> RunConfig:
-    """The saved config of `run_dir`, with the few overrides a resume allows."""
+def write_atomic(path: Path, text: str) -> None:
+    """Replace `path` by `text` whole (a temporary file, fsynced, renamed over it); on a failure, such as a
+    full disk, `path` stays as it was and the temporary file is removed."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp")
+    try:
+        with open(tmp, "w") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except Exception:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def saved_config(run_dir: Path) -> dict:
+    """RUN/config.yaml as a dict; a damaged one (cut short by a full disk, emptied, edited into invalid YAML)
+    gives way, with a warning, to the config saved in the run's checkpoint."""
     path = Path(run_dir) / CONFIG_FILE
-    refuse_if_owned(run_dir)
     if not path.exists():
         raise FileNotFoundError(f"{run_dir} is not a run folder: no {CONFIG_FILE}")
-    cfg = from_dict(yaml.safe_load(path.read_text()))
+    try:
+        raw = yaml.safe_load(path.read_text())
+        problem = None if isinstance(raw, dict) else f"it holds no mapping of keys but {type(raw).__name__}"
+    except (yaml.YAMLError, UnicodeDecodeError) as exc:
+        problem = getattr(exc, "problem", None) or " ".join(str(exc).split())[:200]
+    if problem is None:
+        return raw
+    try:
+        ckpt, where = checkpoint.resume_point(run_dir)
+    except checkpoint.CheckpointError:
+        ckpt = None
+    if ckpt is None:
+        raise ValueError(f"{path} is damaged ({problem}) and no checkpoint of the run holds its config; restore "
+                         f"{CONFIG_FILE}, or delete {run_dir} to start again")
+    log.warning("%s is damaged (%s); using the config saved in %s", path, problem, where)
+    return ckpt["config"]
+
+
+def resume_config(run_dir: Path, overrides: dict[str, Any]) -> RunConfig:
+    """The saved config of `run_dir`, with the few overrides a resume allows."""
+    refuse_if_owned(run_dir)
+    cfg = from_dict(saved_config(run_dir))
     for key, value in overrides.items():
         if key not in RESUMABLE_KEYS:
             raise ValueError(f"{key} cannot change when resuming (it would make a different run); keys that may: "
@@ -125,12 +168,30 @@ def refuse_if_owned(run_dir: Path) -> None:
         os.close(fd)  # closing drops the probe's own shared lock
 
 
+_HELD: set[int] = set()  # descriptors of the run locks this process holds
+
+
+def _drop_held_locks() -> None:
+    """In a forked child (a DataLoader worker): close the inherited lock descriptors, so that the lock goes
+    with its holder (flock's lock lives until every descriptor sharing it is closed)."""
+    for fd in _HELD:
+        try:
+            os.close(fd)
+        except OSError:
+            pass
+    _HELD.clear()
+
+
+os.register_at_fork(after_in_child=_drop_held_locks)
+
+
 @contextlib.contextmanager
 def owned(run_dir: Path, owner: bool = True) -> Iterator[None]:
     """Hold the exclusive lock of `run_dir` (creating the folder) for the body; RunFolderBusy if taken.
 
     `owner=False` (the ranks other than 0 under DDP) takes nothing. The lock file keeps the holder's pid.
-    A folder made here that holds nothing else at the end (a run refused before its first write) is removed.
+    A folder made here that holds nothing else at the end (a run refused before its first write) is removed,
+    by the lock's holder only: the loser of a race never touches the winner's folder.
     """
     if not owner:
         yield
@@ -139,16 +200,21 @@ def owned(run_dir: Path, owner: bool = True) -> Iterator[None]:
     made = not run_dir.exists()
     run_dir.mkdir(parents=True, exist_ok=True)
     fd = os.open(run_dir / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
+    held = False
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             raise _busy(run_dir, fd) from None
+        held = True
+        _HELD.add(fd)
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
         yield
     finally:
-        if made and [p.name for p in run_dir.iterdir()] == [LOCK_FILE]:
+        _HELD.discard(fd)
+        if held and made and [p.name for p in run_dir.iterdir()] == [LOCK_FILE]:
             (run_dir / LOCK_FILE).unlink()
-            run_dir.rmdir()
+            with contextlib.suppress(OSError):  # someone else's files arrived meanwhile: the folder stays
+                run_dir.rmdir()
         os.close(fd)  # releases the lock; the file stays (an unlocked lock file means no owner)
