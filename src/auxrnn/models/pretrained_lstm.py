@@ -118,7 +118,7 @@ class SequencePretrainedLSTM(AuxRNN):
         cfg = self.cfg
         ends = lengths.unsqueeze(1)  # (B, 1): one "anchor" at each sequence's end
         w = reconstruct_windows(ends, cfg.aux_truncate)
-        start = scan(self.core, self.encoder, x, w.rows, w.start, self._read_chunk(x, w.rows.numel()))  # each (B, H)
+        start = scan(self.core, self.encoder, x, w.rows, w.start, self.read_chunk(x, w.rows.numel()))  # each (B, H)
         _, end = run_window(self.core, self.encoder, x, w, start)  # the state at each end, each (B, H)
         positions, mask = reconstruct_targets(ends, cfg.subseq_len)  # (B, L), (B, L-1)
         tokens = x[w.rows.to(x.device).unsqueeze(1), positions.to(x.device)]  # (B, L, C)
@@ -130,7 +130,7 @@ class SequencePretrainedLSTM(AuxRNN):
         w = lm_windows(lengths, cfg.aux_truncate)
         if w.rows.numel() == 0:  # every sequence has one element: nothing to predict
             return self.pretrainer.weight.sum() * 0.0, 0
-        chunk = _aligned_chunk(cfg.aux_truncate, cfg.chunk) or self._read_chunk(x, w.rows.numel())
+        chunk = _aligned_chunk(cfg.aux_truncate, cfg.chunk) or self.read_chunk(x, w.rows.numel())
         start = scan(self.core, self.encoder, x, w.rows, w.start, chunk)
         out, _ = run_window(self.core, self.encoder, x, w, start)  # (R, W, H)
         W = out.shape[1]
