@@ -197,7 +197,8 @@ class Run:
                 f"changing the run's length from {before['total_steps']} to {plan.total_steps} steps would move the "
                 f"learning rate at step {step} from {old:.3g} to {new:.3g} (optim.schedule={o.schedule!r}); a resumed "
                 "run continues its schedule without a jump. Keep the length, or start a new run (with "
-                "optim.schedule=constant a run can be extended)")
+                "optim.schedule=constant a run can be extended at any step; with cosine or step only while its rate "
+                "does not depend on the length yet: in pretraining or warmup)")
 
     def release(self) -> None:
         """Drop the DDP wrapper while the process group still exists: its reducer must go first, or the
