@@ -9,7 +9,8 @@ from pathlib import Path
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("bench", help="time and memory of one training step per model and length")
     p.add_argument("--models", default="lstm-full,lstm-t300,lstm-infer,rlstm-1x600,rlstm-20x30,plstm-1x600",
-                   help="comma-separated: lstm-full, lstm-t300, rlstm-1x600, rlstm-1x600-cpu (1 x 128 decoder), rlstm-20x30, plstm-1x600, transformer "
+                   help="comma-separated: lstm-full, lstm-t300, rlstm-1x600, rlstm-1x600-cpu (1 x 128 decoder), rlstm-20x30, plstm-1x600, "
+                        "plstm-1x600-cpu (1 x 128 predictor), transformer "
                         "(the parameter-matched baseline; an out-of-memory length becomes an OOM row), "
                         "lstm-infer (no-grad inference: the floor under every truncated step)")
     p.add_argument("--lengths", default="784,1024,4096,16384", help="comma-separated sequence lengths T")
