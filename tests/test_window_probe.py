@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 import re
 import runpy
+import shutil
 import sys
 from pathlib import Path
 
@@ -35,3 +36,16 @@ def test_window_probe_refuses_a_window_as_long_as_the_sequence(tmp_path, monkeyp
     monkeypatch.setattr(sys, "argv", ["window_probe.py", str(run), "--keep", "30"])
     with pytest.raises(SystemExit, match="--keep must be between 1 and 29"):
         runpy.run_path(str(SCRIPT), run_name="__main__")
+
+
+def test_window_probe_fits_the_references_from_the_config_alone(tmp_path, monkeypatch, capsys):
+    run = tmp_path / "run"
+    assert main(["train", *tiny_args(16, 16, "train.steps=1", "model.aux=none"), f"train.out={run}"]) == 0
+    shutil.rmtree(run / "checkpoints")  # a published folder: config.yaml and summaries, no checkpoint
+    capsys.readouterr()
+    monkeypatch.setattr(sys, "argv", ["window_probe.py", str(run), "--keep", "10", "--references-only"])
+    runpy.run_path(str(SCRIPT), run_name="__main__")
+    out = capsys.readouterr().out
+    assert "references only" in out
+    assert [label for label, _ in re.findall(r"^  (.+?)\s+(\d+\.\d\d)$", out, re.M)] == [
+        "linear classifier on the last 10 steps", "MLP on the last 10 steps"]

@@ -1,0 +1,186 @@
+"""The prose of docs/results.md and docs/performance.md against the files its numbers come from.
+
+Each claim is a sentence fragment with `{}` fields and the values that fill them, read from the published
+summaries, metrics and probe outputs under docs/results/. A claim fails when the prose and its source disagree,
+so a regenerated summary or an edited sentence cannot drift apart silently.
+"""
+from __future__ import annotations
+
+import json
+import re
+from functools import cache
+from pathlib import Path
+
+import pytest
+
+DOCS = Path(__file__).resolve().parents[1] / "docs"
+RESULTS = DOCS / "results"
+MARKED = re.compile(r"<!-- BEGIN auxrnn reproduce (\S+) -->.*?<!-- END auxrnn reproduce \1 -->", re.S)
+# Experiments whose resumed cells the prose must all name (RESUMED below).
+EXPERIMENTS = ("table2-mnist-cpu", "fig4-mnist-cpu", "fig5-mnist-cpu", "ceiling-mnist-cpu", "table2-pmnist-cpu")
+
+
+@cache
+def _prose(name: str) -> str:
+    """A doc with its generated blocks removed and its whitespace collapsed."""
+    return " ".join(MARKED.sub(" ", (DOCS / name).read_text()).split())
+
+
+@cache
+def summary(cell: str) -> dict:
+    return json.loads((RESULTS / cell / "summary.json").read_text())
+
+
+@cache
+def _records(cell: str) -> tuple[dict, ...]:
+    return tuple(json.loads(line) for line in (RESULTS / cell / "metrics.jsonl").read_text().splitlines())
+
+
+def acc(cell: str, key: str = "test_accuracy") -> float:
+    return summary(cell)[key]
+
+
+def evals(cell: str, key: str = "test_acc") -> dict[int, float]:
+    return {r["step"]: r[key] for r in _records(cell) if r["kind"] == "eval"}
+
+
+def resumes(cell: str) -> list[int]:
+    return [r["step"] for r in _records(cell) if r["kind"] == "event" and r["event"] == "resume"]
+
+
+def last_train(cell: str, key: str) -> float:
+    return [r[key] for r in _records(cell) if r["kind"] == "train"][-1]
+
+
+def probe(path: str, row: str) -> float:
+    """A row of a saved window_probe.py output."""
+    rows = dict(re.findall(r"^  (.+?)\s+(\d+\.\d\d)$", (RESULTS / path).read_text(), re.M))
+    return float(rows[row])
+
+
+def bench(name: str, precision: str) -> float:
+    return next(r["step_ms"] for r in json.loads((DOCS / name).read_text()) if r["precision"] == precision)
+
+
+T2, F4, F5, CEIL, PM = (f"{e}/" for e in EXPERIMENTS)
+XEON, AMD = "Intel(R) Xeon(R)", "AMD EPYC"
+WINDOW_SMNIST = "ceiling-mnist-cpu/rlstm_t300_x2/window_probe.txt"
+WINDOW_PMNIST = "table2-pmnist-cpu/rlstm_t300/window_probe.txt"
+LINEAR, MLP = "linear classifier on the last 300 steps", "MLP on the last 300 steps"
+
+
+def _gap(a: str, b: str) -> float:
+    return abs(acc(a) - acc(b))
+
+
+# (doc, fragment with {} fields, function giving the values); fields are formatted as written in the fragment.
+CLAIMS = [
+    ("results.md", "the r-LSTM is {:.2f} points above the plain LSTM with the same Truncate300, the p-LSTM {:.2f}",
+     lambda: (acc(T2 + "rlstm_t300") - acc(T2 + "lstm_t300"), acc(T2 + "plstm_t300") - acc(T2 + "lstm_t300"))),
+    ("results.md", "It sat at chance for 1100 steps ({:.2f}%, the majority class, at every evaluation but step "
+     "400's {:.2f}%)", lambda: (evals(T2 + "lstm_t300")[1100], evals(T2 + "lstm_t300")[400])),
+    ("results.md", "(cell `lstm_t300_fb0`: {:.2f}% at every evaluation but step 400's {:.2f}%)",
+     lambda: (evals(T2 + "lstm_t300_fb0")[1550], evals(T2 + "lstm_t300_fb0")[400])),
+    ("results.md", "a linear classifier on them alone reaches {:.2f}%, an MLP {:.2f}%",
+     lambda: (probe(WINDOW_SMNIST, LINEAR), probe(WINDOW_SMNIST, MLP))),
+    ("results.md", "`lstm_t300` at step {}, `plstm_t300` at {}, `rlstm_t300_adam` at {}, `plstm_t300_adam` at {} "
+     "and `rlstm_t300_seed1` at {}",
+     lambda: tuple(resumes(T2 + c)[0] for c in ("lstm_t300", "plstm_t300", "rlstm_t300_adam", "plstm_t300_adam",
+                                                "rlstm_t300_seed1"))),
+    ("results.md", "11.35% (validation 11.52%) at all but the first, step 100's {:.2f}%",
+     lambda: (evals(T2 + "lstm_t300_seed1")[100],)),
+    ("results.md", "ends at **{:.2f}%** (seed 0, Intel Xeon: {:.2f}%)",
+     lambda: (acc(T2 + "rlstm_t300_seed1"), acc(T2 + "rlstm_t300"))),
+    ("results.md", "{:.2f} points (seed 0) and {:.2f} points (seed 1) above the truncated LSTM of the same seed",
+     lambda: (acc(T2 + "rlstm_t300") - acc(T2 + "lstm_t300"),
+              acc(T2 + "rlstm_t300_seed1") - acc(T2 + "lstm_t300_seed1"))),
+    ("results.md", "step 300 of the r-LSTM: {:.2f}% on the Intel Xeon",
+     lambda: (evals(T2 + "rlstm_t300", "val_acc")[300],)),
+    ("results.md", "end {:.2f} points away from table2-mnist-cpu's (Intel Xeon) for LSTM Full BP ({:.2f} against "
+     "{:.2f}), {:.2f} for the r-LSTM ({:.2f} against {:.2f}) and {:.2f} for the p-LSTM ({:.2f} against {:.2f})",
+     lambda: tuple(v for c in ("lstm_full", "rlstm_t300", "plstm_t300")
+                   for v in (_gap(F5 + c, T2 + c), acc(F5 + c), acc(T2 + c)))),
+    ("results.md", "BPTT 100 was not: it peaked at step {} ({:.2f}) and ended at {:.2f}",
+     lambda: (max(evals(F4 + "rlstm_t100").items(), key=lambda kv: kv[1]) + (acc(F4 + "rlstm_t100"),))),
+    ("results.md", "resumed at step {} on one thread and at step {} on two threads",
+     lambda: tuple(resumes(F4 + "plstm_t0"))),
+    ("results.md", "{:.2f} against {:.2f} ({:.2f} + 10), by {:.2f} points",
+     lambda: (acc(F4 + "rlstm_t1"), acc(T2 + "lstm_t300") + 10, acc(T2 + "lstm_t300"),
+              acc(F4 + "rlstm_t1") - acc(T2 + "lstm_t300") - 10)),
+    ("results.md", "BPTT 100 at step {}, BPTT 50 at {}, BPTT 1 and none at {}, the p-LSTM at {} and {}",
+     lambda: (resumes(F4 + "rlstm_t100")[0], resumes(F4 + "rlstm_t50")[0], resumes(F4 + "rlstm_t1")[0],
+              *resumes(F4 + "plstm_t0"))),
+    ("results.md", "resumed from its checkpoint at step {} with two threads",
+     lambda: tuple(resumes(PM + "plstm_t300"))),
+    ("results.md", "a linear classifier on those 300 pixels reaches **{:.2f}%** and an MLP **{:.2f}%**",
+     lambda: (probe(WINDOW_PMNIST, LINEAR), probe(WINDOW_PMNIST, MLP))),
+    ("results.md", "(auxiliary loss {:.2f} at the last logged step, against {:.2f} on sequential MNIST)",
+     lambda: (last_train(PM + "rlstm_t300", "aux_loss"), last_train(T2 + "rlstm_t300", "aux_loss"))),
+    ("results.md", "It trails the r-LSTM by {:.2f} to {:.2f} points at every evaluation up to step 1200",
+     lambda: (lambda d: (min(d), max(d)))([evals(PM + "rlstm_t300")[s] - a
+                                           for s, a in evals(PM + "plstm_t300").items() if s <= 1200])),
+    ("results.md", "LSTM Full BP was stopped and resumed from its checkpoint at steps {} and {}, the r-LSTM at "
+     "steps {} and {}", lambda: (*resumes(F5 + "lstm_full"), *resumes(F5 + "rlstm_t300"))),
+    ("results.md", "LSTM Truncate300 at 3100 steps was stopped and resumed from its checkpoint at step {}, the "
+     "r-LSTM at 3100 steps at step {}", lambda: (*resumes(CEIL + "lstm_t300_x2"), *resumes(CEIL + "rlstm_t300_x2"))),
+    ("results.md", "up to step 2600 ({:.2f}%, the majority class, but {:.2f}% at step 800)",
+     lambda: (evals(CEIL + "lstm_t300_x2")[2600], evals(CEIL + "lstm_t300_x2")[800])),
+    ("results.md", "({:.2f}% at every evaluation but step 400's {:.2f}%), and at 3100 steps leaves chance at step "
+     "1400",
+     lambda: (evals(CEIL + "ceiling_300")[1550], evals(CEIL + "ceiling_300")[400])),
+    ("results.md", "It gains {:.2f} points on its 1550-step run ({:.2f}%, on the Intel Xeon)",
+     lambda: (acc(CEIL + "rlstm_t300_x2") - acc(T2 + "rlstm_t300"), acc(T2 + "rlstm_t300"))),
+    ("results.md", "{:.2f} against {:.2f} ({:.2f} + 5), by {:.2f} points over the bar ({:.2f} over the ceiling model",
+     lambda: (acc(CEIL + "rlstm_t300_x2"), acc(CEIL + "ceiling_300_x2") + 5, acc(CEIL + "ceiling_300_x2"),
+              acc(CEIL + "rlstm_t300_x2") - acc(CEIL + "ceiling_300_x2") - 5,
+              acc(CEIL + "rlstm_t300_x2") - acc(CEIL + "ceiling_300_x2"))),
+    ("results.md", "these three cells took {:.0f} s, {:.0f} s and {:.0f} s of wall time",
+     lambda: tuple(acc(CEIL + c, "wall_seconds") for c in ("rlstm_t300_x2", "lstm_t300_x2", "ceiling_300_x2"))),
+    ("results.md", "takes it from {:.2f}% to {:.2f}%",
+     lambda: (probe(WINDOW_SMNIST, "as trained"), probe(WINDOW_SMNIST, "steps [0, 484) from another example"))),
+    ("results.md", "costs it {:.2f} points",
+     lambda: (probe(WINDOW_SMNIST, "as trained") - probe(WINDOW_SMNIST, "steps [0, 484) from another example"),)),
+    ("performance.md", "{:.0f} ms per step in float32, {:.0f} ms in bf16, {:.2f}×",
+     lambda: (bench("bench-cpu-bf16.json", "fp32"), bench("bench-cpu-bf16.json", "bf16"),
+              bench("bench-cpu-bf16.json", "fp32") / bench("bench-cpu-bf16.json", "bf16"))),
+]
+
+# The cells the prose places on a machine.
+MACHINES = {**{T2 + c: XEON for c in ("lstm_t300", "rlstm_t300", "plstm_t300", "lstm_full")},
+            **{T2 + c: AMD for c in ("lstm_t300_seed1", "rlstm_t300_seed1")},
+            **{F4 + c: AMD for c in ("rlstm_t100", "rlstm_t50", "rlstm_t1", "rlstm_t0", "plstm_t0")},
+            **{f"{e}/{p.name}": AMD for e in EXPERIMENTS[2:] for p in (RESULTS / e).iterdir() if p.is_dir()}}
+
+# The resumed cells the prose names (each by a CLAIMS entry above).
+RESUMED = {T2 + c for c in ("lstm_t300", "plstm_t300", "rlstm_t300_adam", "plstm_t300_adam", "rlstm_t300_seed1")} | {
+    F4 + c for c in ("rlstm_t100", "rlstm_t50", "rlstm_t1", "rlstm_t0", "plstm_t0")} | {
+    F5 + "lstm_full", F5 + "rlstm_t300", CEIL + "lstm_t300_x2", CEIL + "rlstm_t300_x2", PM + "plstm_t300"}
+
+
+@pytest.mark.parametrize("doc,fragment,values", CLAIMS, ids=[c[1][:40] for c in CLAIMS])
+def test_a_number_in_the_prose_is_its_source_value(doc, fragment, values):
+    assert " ".join(fragment.format(*values()).split()) in _prose(doc)
+
+
+@pytest.mark.parametrize("cell,machine", sorted(MACHINES.items()))
+def test_a_cell_ran_on_the_machine_the_prose_names(cell, machine):
+    assert machine in summary(cell)["device"]
+
+
+def test_every_resumed_cell_is_named():
+    resumed = {f"{e}/{p.name}" for e in EXPERIMENTS for p in (RESULTS / e).iterdir()
+               if (p / "metrics.jsonl").exists() and resumes(f"{e}/{p.name}")}
+    assert resumed == RESUMED
+
+
+def test_the_cells_the_prose_calls_at_chance_never_leave_it():
+    for cell, last in ((T2 + "lstm_t300", 1100), (T2 + "lstm_t300_fb0", 1550), (T2 + "lstm_t300_seed1", 1550),
+                       (CEIL + "lstm_t300_x2", 2600), (CEIL + "ceiling_300", 1550)):
+        assert all(a <= 11.35 for s, a in evals(cell).items() if s <= last), cell
+
+
+def test_the_window_holds_no_label_in_the_delay_data():
+    for fill in ("blank", "noise"):
+        path = f"delay-mnist-cpu/window_probe_{fill}.txt"
+        assert "T = 1100" in (RESULTS / path).read_text()
+        assert max(probe(path, LINEAR), probe(path, MLP)) < 11.5, fill
