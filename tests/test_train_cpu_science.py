@@ -256,3 +256,27 @@ def test_figure_3_is_drawn_with_its_cost_panel(tmp_path):
     (tmp_path / exp.name / "bench.json").write_text(json.dumps(bench))
     png = plot_curves(exp.name, tmp_path, tmp_path / "fig3.png")
     assert png.stat().st_size > 10_000
+
+
+def test_the_plstm_gap_cells_change_one_choice_each_and_stop_at_600(tmp_path):
+    from auxrnn.reproduce.runner import _is_done, child_command
+
+    exp = reproduce.get("plstm-gap-cpu")
+    cells = {c.id: c for c in exp.cells}
+    changed = {cid: {k: v for k, v in c.overrides.items() if k != "train.eval_every"} for cid, c in cells.items()}
+    assert changed == {"baseline": {}, "predictor_2x256": {"model.aux_hidden": 256, "model.aux_layers": 2},
+                       "one_segment": {"model.aux_truncate": 600}, "main_start": {"model.aux_start": "main"}}
+    for c in cells.values():
+        assert c.preset == "mnist_cpu_plstm_t300" and c.until_step == 600
+        argv = child_command(exp, c, tmp_path)
+        assert argv[argv.index("--until-step") + 1] == "600"
+        assert _is_done({"status": "until_step", "steps": 600}, cell=c)
+        assert not _is_done({"status": "until_step", "steps": 400}, cell=c)
+    table2 = reproduce.get("table2-mnist-cpu").cells[0]
+    assert not _is_done({"status": "until_step", "steps": 600}, cell=table2)  # a whole run is not done at 600
+    folder = reproduce.cell_dir(exp, cells["one_segment"], tmp_path)
+    _fake_run(folder, 0.0, [{"step": 500, "test_acc": 30.0, "val_acc": 31.0},
+                            {"step": 600, "test_acc": 40.0, "val_acc": 41.5}])
+    (folder / "summary.json").write_text(json.dumps({"status": "until_step", "steps": 600, "seed": 0}))
+    row = [line for line in reproduce.markdown_table(exp.name, tmp_path).splitlines() if "| one_segment |" in line]
+    assert "| 41.50 |" in row[0] and "stopped at step 600 as planned" in row[0]

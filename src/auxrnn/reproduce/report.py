@@ -43,7 +43,11 @@ def markdown_table(name: str, root: Path = DEFAULT_ROOT) -> str:
         finished = s.get("status") == "finished"
         ours, val = (_pct(s.get(k)) if finished else "–" for k in ("test_accuracy", "val_accuracy"))
         status = s.get("status", "not run")
-        if status not in ("finished", "not run", "oom"):
+        if cell.until_step is not None and status == "until_step":  # a cell of the first N steps: validation there
+            at = [m for m in _evals(r["folder"]) if m["step"] == cell.until_step and "val_acc" in m]
+            val = _pct(at[-1]["val_acc"]) if at else "–"
+            status = f"stopped at step {s.get('steps', '?')} as planned"
+        elif status not in ("finished", "not run", "oom"):
             status = f"{status} at step {s.get('steps', '?')}"
         epochs = f"{s['epochs']:.2f}" if isinstance(s.get("epochs"), (int, float)) else "–"
         lines.append(
@@ -133,6 +137,9 @@ def curve_labels(rows: list[dict]) -> list[str]:
             else r["cell"].row for r in rows]
 
 
+MARKERS = "osD^vPX*"  # one shape per line, drawn larger first, so a line under another still shows
+
+
 def _draw_curves(ax, rows: list[dict]) -> int:
     drawn = 0
     for r, label in zip(rows, curve_labels(rows)):
@@ -140,15 +147,40 @@ def _draw_curves(ax, rows: list[dict]) -> int:
         if not evals or batch is None:
             continue
         x = [m["step"] * batch for m in evals]
-        line, = ax.plot(x, [m["test_acc"] for m in evals], marker="o", markersize=3, label=label)
+        line, = ax.plot(x, [m["test_acc"] for m in evals], marker=MARKERS[drawn % len(MARKERS)],
+                        markersize=max(8 - 1.5 * drawn, 3), fillstyle="none" if drawn % 2 else "full", label=label)
         val = [(xi, m["val_acc"]) for xi, m in zip(x, evals) if "val_acc" in m]
         if val:
             ax.plot(*zip(*val), linestyle=":", color=line.get_color())
         drawn += 1
+    if drawn:
+        _draw_window_references(ax, rows)
     ax.set_xlabel("training examples (steps x batch, pretraining included)")
     ax.set_ylabel("accuracy (%): test solid, validation dotted")
     ax.set_ylim(0, 100)
     return drawn
+
+
+def window_references(folder: Path) -> dict[str, float]:
+    """{"linear": %, "MLP": %} from the window_probe*.txt files of a run folder (scripts/window_probe.py): what a
+    classifier of the last K input steps alone reaches."""
+    out = {}
+    for path in sorted(Path(folder).glob("window_probe*.txt")):
+        for line in path.read_text().splitlines():
+            m = re.match(r"\s*(linear classifier|MLP) on the last (\d+) steps\s+([\d.]+)", line)
+            if m:
+                out[f"{m.group(1).split()[0]} on the last {m.group(2)} steps alone"] = float(m.group(3))
+    return out
+
+
+def _draw_window_references(ax, rows: list[dict]) -> None:
+    """Horizontal lines at what a classifier of the window alone reaches, where a cell's folder has probed it."""
+    seen = {}
+    for r in rows:
+        seen.update(window_references(r["folder"]))
+    for i, (what, value) in enumerate(sorted(seen.items())):
+        ax.axhline(value, linestyle=["--", "-."][i % 2], color="black", alpha=0.6, linewidth=1,
+                   label=f"{what} ({value:.2f}, scripts/window_probe.py)")
 
 
 def _draw_train_test(ax, rows: list[dict]) -> int:

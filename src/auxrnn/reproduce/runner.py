@@ -49,9 +49,12 @@ def cell_command(exp: Experiment, cell: Cell, root: Path = DEFAULT_ROOT, extra: 
 DONE = ("finished", "oom")  # a cell with either result is not run again (oom: unless retry_oom; decision T21)
 
 
-def _is_done(summary: dict | None, retry_oom: bool = False) -> bool:
+def _is_done(summary: dict | None, retry_oom: bool = False, cell: Cell | None = None) -> bool:
+    """Whether a cell has its result: finished, out of memory (unless retried), or stopped at its `until_step`."""
     status = (summary or {}).get("status")
-    return status == "finished" or (status == "oom" and not retry_oom)
+    stopped = (cell is not None and cell.until_step is not None and status == "until_step"
+               and summary.get("steps", 0) >= cell.until_step)
+    return status == "finished" or stopped or (status == "oom" and not retry_oom)
 
 
 def _has_run(folder: Path) -> bool:
@@ -65,7 +68,9 @@ def _resumable(extra: dict | None) -> dict:
 
 
 def _skip_record(exp: Experiment, cell: Cell, summary: dict) -> dict:
-    if summary["status"] == "finished":
+    if summary["status"] == "until_step":
+        log.info("[%s/%s] stopped at its step %d earlier", exp.name, cell.id, summary["steps"])
+    elif summary["status"] == "finished":
         log.info("[%s/%s] finished earlier: %.2f%%", exp.name, cell.id, summary["test_accuracy"])
     else:
         log.info("[%s/%s] ran out of memory earlier (%s); --retry-oom tries again", exp.name, cell.id,
@@ -94,7 +99,7 @@ def run_experiment(name: str, cells: list[str] | None = None, root: Path = DEFAU
     for cell in chosen:
         folder = cell_dir(exp, cell, root)
         summary = read_summary(folder)
-        if _is_done(summary, retry_oom):
+        if _is_done(summary, retry_oom, cell):
             records.append(_skip_record(exp, cell, summary))
             continue
         if _has_run(folder):
@@ -105,7 +110,7 @@ def run_experiment(name: str, cells: list[str] | None = None, root: Path = DEFAU
             log.info("[%s/%s] %s", exp.name, cell.id, cell_command(exp, cell, root, extra))
         oom = None
         try:
-            summary = loop.train(cfg, folder, resume=True, progress=progress)
+            summary = loop.train(cfg, folder, resume=True, progress=progress, until_step=cell.until_step)
         except loop.NonFiniteLoss as exc:
             log.error("[%s/%s] %s", exp.name, cell.id, exc)
             records.append({"cell": cell.id, "experiment": exp.name, "status": "non_finite"})
@@ -133,6 +138,8 @@ def child_command(exp: Experiment, cell: Cell, root: Path = DEFAULT_ROOT, extra:
     """argv of the `auxrnn train` subprocess of a cell: --resume FOLDER when it has a run, else its command."""
     folder = cell_dir(exp, cell, root)
     argv = [sys.executable, "-m", "auxrnn", "train", "--no-progress"]
+    if cell.until_step is not None:
+        argv += ["--until-step", str(cell.until_step)]
     if _has_run(folder):
         return argv + ["--resume", str(folder)] + [_fmt(k, v) for k, v in _resumable(extra).items()]
     return argv + ["--preset", cell.preset] + [_fmt(k, v) for k, v in cell_overrides(exp, cell, root, extra).items()]
@@ -193,7 +200,7 @@ def run_parallel(cells: list[tuple[Experiment, Cell]], root: Path = DEFAULT_ROOT
             continue
         seen.add(folder.resolve())
         summary = read_summary(folder)
-        if _is_done(summary, retry_oom):
+        if _is_done(summary, retry_oom, cell):
             records.append(_skip_record(exp, cell, summary))
         else:
             if summary and summary.get("status") == "oom":  # retrying: the old result must not count
