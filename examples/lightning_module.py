@@ -104,7 +104,7 @@ def tiny_model(vocab: int = 8, n_classes: int = 4, subseq_len: int = 20, truncat
         encoder=nn.Embedding(vocab, 16),                              # (B, t) tokens -> (B, t, 16)
         core=nn.LSTM(16, 32, batch_first=True),
         head=nn.Linear(32, n_classes),
-        objectives=[Reconstruct(subseq_len=subseq_len, truncate=truncate, channels=(vocab,), hidden=32, layers=1,
+        objectives=[Reconstruct(subseq_len=subseq_len, aux_truncate=truncate, channels=(vocab,), hidden=32, layers=1,
                                 ffn_hidden=32, embed_dim=16)],
         truncate=truncate,                                            # supervised BPTT: the last `truncate` steps
     )

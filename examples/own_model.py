@@ -48,7 +48,8 @@ def main() -> None:
         encoder=nn.Linear(28, 64),                                  # (B, t, 28) -> (B, t, 64)
         core=nn.LSTM(64, 128, num_layers=2, batch_first=True),      # any nn.LSTM / GRU / RNN or (inputs, state) module
         head=nn.Linear(128, 10),                                    # on the output at the last real step
-        objectives=[ReconstructValues(n_anchors=2, subseq_len=10, truncate=10, channels=28, hidden=64, ffn_hidden=64)],
+        objectives=[ReconstructValues(n_anchors=2, subseq_len=10, aux_truncate=10, channels=28,
+                                      hidden=64, ffn_hidden=64)],
         truncate=14,                                                # supervised BPTT: the last 14 steps
     )
     optimizer = torch.optim.Adam(model.parameters(), lr=2e-3)

@@ -118,15 +118,15 @@ def reference_loss(model, x, lengths, y, anchors, phase="train", aux_weight=1.0)
                     span = min(L, a)
                     if span < 2:
                         continue
-                    state, _, _ = _run(model, x[b], a, max(a - obj.truncate, 0))
+                    state, _, _ = _run(model, x[b], a, max(a - obj.aux_truncate, 0))
                     s, c = obj.decode(flat(model.core, state), x[b, a - span:a].unsqueeze(0),
                                       torch.ones(1, span - 1, dtype=torch.bool))
                 elif isinstance(obj, Predict):
                     span = min(L, n - a - 1)
                     if span < 1:
                         continue
-                    # Truncated BPTT in segments of obj.truncate steps: main and aux RNN detach at a, a+K, ...
-                    Ka = obj.truncate
+                    # Truncated BPTT in segments of obj.aux_truncate steps: main and aux RNN detach at a, a+K, ...
+                    Ka = obj.aux_truncate
                     _, _, outs = _run(model, x[b], a + span, set(range(a, a + span, Ka)), collect_from=a)
                     hx, s, c = None, 0.0, 0
                     if obj.start == "main":  # the predictor starts from the main LSTM's detached state S_a

@@ -69,6 +69,37 @@ def test_bad_configs_are_refused_with_key_value_and_choices(items, message):
         cfg_with(*items)
 
 
+@pytest.mark.parametrize("value", ["full", 0, 7, "7", -1, "half", True, 1.5, "", [3]])
+def test_model_truncate_and_auxmodel_truncate_have_one_parser(value):
+    """The schema's model.truncate and AuxModel(truncate=) accept the same spellings, with one message."""
+    from auxrnn import AuxModel
+    from auxrnn.models import ModelConfig
+
+    try:
+        steps = ModelConfig(truncate=value).validate().truncate
+    except ValueError as exc:
+        with pytest.raises(ValueError, match=" is invalid: use 'full'") as core:
+            AuxModel(truncate=value)
+        assert str(exc) == f"model.{core.value}"
+        return
+    assert AuxModel(truncate=value).truncate == (None if steps == "full" else steps) and steps in ("full", 0, 7)
+
+
+def test_model_aux_is_parsed_once_and_its_names_checked_in_one_place():
+    """ModelConfig.objective_names is the one reading of model.aux; objective_classes the one registry check."""
+    from auxrnn.core.objectives import Predict, Reconstruct
+    from auxrnn.models import ModelConfig, objective_classes
+
+    assert ModelConfig(aux="both").objective_names == ("reconstruct", "predict")
+    assert ModelConfig(aux="predict+reconstruct").objective_names == ("predict", "reconstruct")
+    assert objective_classes(ModelConfig(aux="both")) == (Reconstruct, Predict)
+    assert objective_classes(ModelConfig(aux="both"), without=("reconstruct",)) == (Predict,)
+    with pytest.raises(ValueError, match=r"model\.aux='predict\+predict' is invalid: use 'none', 'both'"):
+        ModelConfig(aux="predict+predict").objective_names
+    with pytest.raises(ValueError, match=r"model\.aux='x\+predict\+y' is invalid: unknown objective\(s\) \['x', 'y'\]"):
+        objective_classes(ModelConfig(aux="x+predict+y"))
+
+
 def test_an_unknown_objective_is_refused_before_any_work_naming_the_registered_ones():
     from auxrnn import models
     cfg = cfg_with("model.aux=decode", "train.steps=1")

@@ -18,7 +18,7 @@ from reference import assert_same_gradients
 
 cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 DEVICES = ["cpu", pytest.param("cuda", marks=[cuda, pytest.mark.cuda])]
-AUX = dict(n_anchors=2, subseq_len=5, truncate=4, hidden=6, layers=2, ffn_hidden=7)
+AUX = dict(n_anchors=2, subseq_len=5, aux_truncate=4, hidden=6, layers=2, ffn_hidden=7)
 
 
 class TwoTrackCell(nn.Module):
@@ -171,9 +171,9 @@ def _saved_bytes(model, x, T):
 def _user_model(truncate):
     torch.manual_seed(0)
     return AuxModel(nn.Linear(2, 4), TwoTrackCell(4, 6), nn.Linear(6, 3),
-                    [ReconstructValues(n_anchors=2, subseq_len=30, truncate=20, channels=2, hidden=8, ffn_hidden=8,
+                    [ReconstructValues(n_anchors=2, subseq_len=30, aux_truncate=20, channels=2, hidden=8, ffn_hidden=8,
                                        embed_dim=4),
-                     PredictValues(n_anchors=1, subseq_len=30, truncate=20, channels=2, hidden=8, ffn_hidden=8)],
+                     PredictValues(n_anchors=1, subseq_len=30, aux_truncate=20, channels=2, hidden=8, ffn_hidden=8)],
                     truncate=truncate)
 
 
@@ -197,7 +197,7 @@ def test_defaults_are_the_papers_rlstm():
     model = AuxModel()
     assert [type(o) for o in model.objectives] == [Reconstruct] and model.truncate == 300
     assert isinstance(model.core.rnn, nn.LSTM) and model.core.rnn.hidden_size == 128
-    assert model.objectives[0].subseq_len == 600 and model.objectives[0].truncate == 300
+    assert model.objectives[0].subseq_len == 600 and model.objectives[0].aux_truncate == 300
     assert model.core.rnn.bias_ih_l0[128:256].eq(1).all()  # decision M17
     x = torch.randint(0, 256, (2, 40), dtype=torch.uint8)
     assert model.predict(x, torch.tensor([40, 30])).shape == (2, 10)
@@ -205,7 +205,7 @@ def test_defaults_are_the_papers_rlstm():
 
 def test_an_objective_listed_twice_gets_its_own_key_and_weights_add_up():
     torch.manual_seed(0)
-    obj = dict(n_anchors=1, subseq_len=4, truncate=3, hidden=5, ffn_hidden=5)
+    obj = dict(n_anchors=1, subseq_len=4, aux_truncate=3, hidden=5, ffn_hidden=5)
     model = AuxModel(nn.Embedding(11, 4), nn.GRU(4, 5, batch_first=True), nn.Linear(5, 3),
                      [Predict(**obj, channels=(11,), weight=2.0), Predict(**obj, channels=(11,), weight=0.0)])
     assert model.keys == ["predict", "predict_1"] and hasattr(model, "predictor_1")
@@ -239,7 +239,7 @@ def test_every_registered_objective_is_one_class_with_its_name():
     (lambda: AuxModel(objectives=["reconstruct"]), r"objectives must be Objective instances"),
     (lambda: Reconstruct(subseq_len=1), r"Reconstruct: subseq_len=1 is invalid: must be an integer >= 2"),
     (lambda: Predict(n_anchors=0), r"Predict: n_anchors=0 is invalid"),
-    (lambda: Predict(truncate=0), r"Predict: truncate=0 is invalid"),
+    (lambda: Predict(aux_truncate=0), r"Predict: aux_truncate=0 is invalid"),
     (lambda: Predict(weight=-1.0), r"Predict: weight=-1.0 is invalid: must be a finite number >= 0"),
 ])
 def test_bad_parts_are_refused_with_a_clear_error(build, message):
@@ -287,7 +287,7 @@ class NextValue(Objective):
 def test_a_new_objective_needs_no_change_to_the_engine():
     torch.manual_seed(0)
     model = AuxModel(nn.Linear(3, 4), nn.GRU(4, 5, batch_first=True), nn.Linear(5, 3),
-                     [NextValue(n_anchors=2, subseq_len=4, truncate=4), PredictValues(**AUX, channels=3)])
+                     [NextValue(n_anchors=2, subseq_len=4, aux_truncate=4), PredictValues(**AUX, channels=3)])
     x, lengths, y = _values([14, 9], T=14, C=3)
     out = model(x.float(), lengths, y, generator=torch.Generator().manual_seed(0))
     out.loss.backward()

@@ -7,7 +7,7 @@ from torch import nn
 
 from auxrnn import AuxModel, Predict, PredictValues, Reconstruct, ReconstructValues
 
-SMALL = dict(n_anchors=1, subseq_len=5, truncate=4, hidden=6, ffn_hidden=6)
+SMALL = dict(n_anchors=1, subseq_len=5, aux_truncate=4, hidden=6, ffn_hidden=6)
 
 
 def _tokens_model(**kw):

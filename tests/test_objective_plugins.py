@@ -81,7 +81,8 @@ class DiffPredict(Seen, PredictValues):
 def test_a_target_may_depend_on_the_element_before_it_without_touching_decode():
     T, L = 12, 4
     x = (torch.arange(T, dtype=torch.float32) ** 2).repeat(2, 1).unsqueeze(-1)  # x[t] = t^2: x[t] - x[t-1] = 2t - 1
-    rec, pred = DiffReconstruct(subseq_len=L, truncate=3, channels=1), DiffPredict(subseq_len=L, truncate=2, channels=1)
+    rec = DiffReconstruct(subseq_len=L, aux_truncate=3, channels=1)
+    pred = DiffPredict(subseq_len=L, aux_truncate=2, channels=1)
     rec.seen, pred.seen = [], []
     model = AuxModel(nn.Linear(1, 4), nn.LSTM(4, 8, batch_first=True), nn.Linear(8, 2), [rec, pred], truncate=3)
     anchors = {"diff_reconstruct": torch.tensor([[6], [L]]), "diff_predict": torch.tensor([[0], [5]])}
@@ -104,7 +105,7 @@ def test_model_aux_names_an_installed_packages_objective_built_from_model_config
                       aux_hidden=6, aux_layers=1, subseq_len=5, aux_truncate=4, teacher_forcing=False)
     obj = build_objective("reconstruct_diffs", cfg)
     assert type(obj).__module__ == "auxrnn_diffs" and obj.channels == 2  # real-valued: C values per step
-    assert (obj.hidden, obj.layers, obj.subseq_len, obj.truncate, obj.teacher_forcing) == (6, 1, 5, 4, False)
+    assert (obj.hidden, obj.layers, obj.subseq_len, obj.aux_truncate, obj.teacher_forcing) == (6, 1, 5, 4, False)
     model = AuxRNN(ModelConfig(**{**cfg.to_dict(), "aux": "reconstruct_diffs"}))
     assert model.keys == ["reconstruct_diffs"] and hasattr(model, "diff_reconstructor")
     check(ModelConfig(**{**cfg.to_dict(), "aux": "reconstruct_diffs"}), ArchConfig(), "arrays")

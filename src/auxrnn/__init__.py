@@ -4,7 +4,7 @@ Library use (docs/library.md):
 
     from auxrnn import AuxModel, Reconstruct, Predict
     model = AuxModel(encoder=my_encoder, core=my_lstm, head=my_head,
-                     objectives=[Reconstruct(subseq_len=600, truncate=300, channels=(256,))], truncate=300)
+                     objectives=[Reconstruct(subseq_len=600, aux_truncate=300, channels=(256,))], truncate=300)
     out = model(x, lengths, y, generator=g)     # one step's losses; out.loss.backward()
     logits = model.predict(x, lengths)
 

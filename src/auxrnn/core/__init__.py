@@ -8,6 +8,7 @@ Reading map, in the order one training step uses the pieces:
                     step, drawn from the range the objective allows (anchor a names the state after x[0:a])
     windows.py      which steps of the main network each loss backpropagates through, as index arithmetic:
                     the supervised window [len-K, len), one window per anchor, p-LSTM segments
+                    (truncation.py: the one parser of the supervised K, "full" or K >= 0)
     recurrent.py    the core run the constant-memory way: one chunked no-grad read keeping only the states
                     where windows start, then each window recomputed with autograd from its detached start
     objectives/     what each auxiliary loss computes from its window: reconstruct.py (r-LSTM: a decoder

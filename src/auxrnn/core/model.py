@@ -25,6 +25,7 @@ from auxrnn.core.heads import feed_forward
 from auxrnn.core.inputs import check_lengths
 from auxrnn.core.objectives import Main, Objective, Predict, Reconstruct
 from auxrnn.core.recurrent import Core, Recurrent, State, run_window, scan
+from auxrnn.core.truncation import parse_truncate
 from auxrnn.core.windows import Windows, supervised_windows
 
 PHASES = ("pretrain", "train")
@@ -40,16 +41,6 @@ class StepOutput:
     logits: torch.Tensor | None = None   # (B, ...) the head's output, detached
     aux_tokens: int = 0
     anchors: dict = field(default_factory=dict)
-
-
-def parse_truncate(truncate) -> int | None:
-    """Supervised BPTT steps: "full" or None -> None (full BPTT); an int K >= 0 -> K (0: no gradient into the core)."""
-    if truncate is None or truncate == "full":
-        return None
-    if isinstance(truncate, bool) or not isinstance(truncate, int) or truncate < 0:
-        raise ValueError(f"truncate={truncate!r} is invalid: use 'full' (full BPTT), 0 (no supervised gradient "
-                         "into the core) or a positive number of steps")
-    return truncate
 
 
 class AuxModel(nn.Module):

@@ -25,7 +25,7 @@ from auxrnn.models.config import (ARCHS, AUX_ALIASES, CELLS, ENCODERS, PHASES, P
                                   ModelConfig)
 
 _LAZY = {
-    "auxrnn": ("AuxRNN", "StepOutput", "count_parameters", "objective_names", "rnn_parameters"),
+    "auxrnn": ("AuxRNN", "StepOutput", "count_parameters", "rnn_parameters"),
     "transformer": ("TransformerClassifier", "TransformerConfig", "matched_transformer_config", "parameter_report",
                     "sinusoidal_positions", "transformer_parameters"),
     "pretrained_lstm": ("PRETRAIN_KINDS", "PretrainedLSTMConfig", "SequencePretrainedLSTM", "lm_windows",
@@ -33,7 +33,7 @@ _LAZY = {
     "registry": ("build", "build_model", "build_trained", "can_pretrain", "check", "model_config", "parameter_text",
                  "resolve"),
     "objectives": ("ARGUMENTS", "ENTRY_POINTS", "ObjectiveUnavailable", "build_objective", "objective_class",
-                   "registered", "unavailable"),
+                   "objective_classes", "registered", "unavailable"),
     "table": ("dataset_shapes", "parameter_table"),
 }
 _WHERE = {name: module for module, names in _LAZY.items() for name in names}
@@ -55,11 +55,11 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:  # pragma: no cover - what the lazy names are, for type checkers and editors
-    from auxrnn.models.auxrnn import AuxRNN, StepOutput, count_parameters, objective_names, rnn_parameters
+    from auxrnn.models.auxrnn import AuxRNN, StepOutput, count_parameters, rnn_parameters
     from auxrnn.models.pretrained_lstm import (PRETRAIN_KINDS, PretrainedLSTMConfig, SequencePretrainedLSTM,
                                                lm_windows, transfer_pretrained)
     from auxrnn.models.objectives import (ARGUMENTS, ENTRY_POINTS, ObjectiveUnavailable, build_objective,
-                                          objective_class, registered, unavailable)
+                                          objective_class, objective_classes, registered, unavailable)
     from auxrnn.models.registry import (build, build_model, build_trained, can_pretrain, check, model_config,
                                         parameter_text, resolve)
     from auxrnn.models.table import dataset_shapes, parameter_table

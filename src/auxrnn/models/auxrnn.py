@@ -3,7 +3,7 @@
     encoder   Encoder(model.channels, model.embed_dim, model.encoder)
     core      1-layer model.cell of model.hidden units
     head      FFN (model.ffn_hidden x 2) to model.n_classes
-    objectives  one per name of model.aux ("both" = reconstruct + predict), each `build_objective(name, cfg)`
+    objectives  one per name of model.aux ("both" = reconstruct + predict), each `build_objective(cls, cfg)`
 """
 from __future__ import annotations
 
@@ -14,19 +14,9 @@ from auxrnn.core.heads import feed_forward
 from auxrnn.core.model import AuxModel, StepOutput, count_parameters
 from auxrnn.core.recurrent import Recurrent
 from auxrnn.models.config import ModelConfig
-from auxrnn.models.objectives import build_objective, registered, unknown_message
+from auxrnn.models.objectives import build_objective, objective_classes
 
-__all__ = ["AuxRNN", "StepOutput", "count_parameters", "objective_names", "rnn_parameters"]
-
-
-def objective_names(cfg: ModelConfig) -> tuple[str, ...]:
-    """The registered objectives model.aux lists; an unknown name is refused here, naming the choices."""
-    names = cfg.objective_names
-    known = registered()
-    unknown = [n for n in names if n not in known]
-    if unknown:
-        raise ValueError(f"model.aux={cfg.aux!r} is invalid: {unknown_message(unknown)}")
-    return names
+__all__ = ["AuxRNN", "StepOutput", "count_parameters", "rnn_parameters"]
 
 
 class AuxRNN(AuxModel):
@@ -38,12 +28,11 @@ class AuxRNN(AuxModel):
 
     def __init__(self, cfg: ModelConfig, without: tuple[str, ...] = ()):
         cfg = cfg.validate()
-        names = cfg.objective_names if without else objective_names(cfg)
-        objectives = [build_objective(n, cfg) for n in names if n not in without]
+        objectives = [build_objective(cls, cfg) for cls in objective_classes(cfg, without)]
         encoder = Encoder(cfg.channels, cfg.embed_dim, cfg.encoder)
         core = Recurrent(cfg.cell, cfg.embed_dim, cfg.hidden, cfg.forget_bias)
         head = feed_forward(cfg.hidden, cfg.ffn_hidden, cfg.n_classes, cfg.dropout)
-        super().__init__(encoder, core, head, objectives, truncate=cfg.supervised_truncate, chunk=cfg.chunk)
+        super().__init__(encoder, core, head, objectives, truncate=cfg.truncate, chunk=cfg.chunk)
         self.cfg = cfg
 
 

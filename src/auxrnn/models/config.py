@@ -5,8 +5,10 @@ can import it as a leaf. The modules these configs describe are in the sibling m
 """
 from __future__ import annotations
 
-from dataclasses import asdict, astuple, dataclass
+from dataclasses import asdict, dataclass
 from typing import Any
+
+from auxrnn.core.truncation import FULL, parse_truncate  # pure Python: the one parser AuxModel uses too
 
 AUX_ALIASES = {"none": (), "both": ("reconstruct", "predict")}  # model.aux spellings that are not objective names
 PHASES = ("pretrain", "train")
@@ -59,14 +61,17 @@ def config_dict(cfg) -> dict:
     return d
 
 
-def parse_truncate(value: Any) -> int | str:
-    """model.truncate as stored: "full", or K >= 0 supervised BPTT steps (an int, or a string of digits)."""
-    if isinstance(value, str) and value != "full" and value.strip().isdigit():
-        value = int(value)
-    if value == "full" or (isinstance(value, int) and not isinstance(value, bool) and value >= 0):
-        return value
-    raise bad_value("model.truncate", value,
-               "use 'full' (full BPTT), 0 (no supervised gradient into the LSTM) or a positive number of steps")
+def parse_aux(aux: Any) -> tuple[str, ...]:
+    """model.aux read the one way: the objective names it lists, in order ("both" = reconstruct + predict,
+    "none" = none). A malformed spelling (an empty or a repeated name) is refused here; whether each name is a
+    registered objective is auxrnn.models.objectives.objective_classes' check (it needs the objectives)."""
+    if isinstance(aux, str) and aux in AUX_ALIASES:
+        return AUX_ALIASES[aux]
+    names = tuple(aux.split("+")) if isinstance(aux, str) else ()
+    if not names or not all(names) or len(set(names)) != len(names):
+        raise bad_value("model.aux", aux, "use 'none', 'both' or objective names joined by '+', each once "
+                        "(e.g. reconstruct+predict)")
+    return names
 
 
 @dataclass
@@ -97,34 +102,25 @@ class ModelConfig:
         self.channels = tuple(int(c) for c in self.channels)
 
     @property
-    def supervised_truncate(self) -> int | None:
-        """truncate as the library uses it: None for full BPTT, else K >= 0 steps (after validate)."""
-        return None if self.truncate == "full" else self.truncate
-
-    @property
     def objective_names(self) -> tuple[str, ...]:
-        """model.aux as the names of the objectives it lists ("both" = reconstruct + predict, "none" = none)."""
-        return AUX_ALIASES[self.aux] if self.aux in AUX_ALIASES else tuple(self.aux.split("+"))
+        """model.aux as the names of the objectives it lists (parse_aux); every reader of model.aux uses this."""
+        return parse_aux(self.aux)
 
     def validate(self) -> "ModelConfig":
-        """Check every field once (and store truncate parsed); raises ValueError naming the key. Returns self.
+        """Every check of model.*; raises ValueError naming the key. Returns self.
 
-        A config validated and unchanged since is trusted: the checks do not run again. The objective names
-        of model.aux are checked where the objectives are (auxrnn.models.auxrnn.objective_names).
+        Runs where a config enters: the run-config schema (auxrnn.train.config, again once the data fills
+        channels and n_classes) and the modules built from one (AuxRNN). model.truncate keeps its config
+        spelling ("full" or K), normalised; AuxModel parses it with the same parse_truncate.
         """
-        if getattr(self, "_valid", None) == astuple(self):
-            return self
         check_fields(self, {"cell": CELLS, "encoder": ENCODERS, "aux_start": AUX_STARTS},
                      ("n_anchors", "aux_truncate", "embed_dim", "hidden", "aux_hidden", "aux_layers", "ffn_hidden",
                       "chunk", "n_classes"))
-        names = self.objective_names if isinstance(self.aux, str) else ()
-        if not isinstance(self.aux, str) or not all(names) or len(set(names)) != len(names):
-            raise bad_value("model.aux", self.aux, "use 'none', 'both' or objective names joined by '+', "
-                            "each once (e.g. reconstruct+predict)")
-        self.truncate = parse_truncate(self.truncate)
+        parse_aux(self.aux)
+        steps = parse_truncate(self.truncate, "model.truncate")
+        self.truncate = FULL if steps is None else steps
         if self.subseq_len < 2:
             raise bad_value("model.subseq_len", self.subseq_len, "must be >= 2 (one element fed, one predicted)")
-        self._valid = astuple(self)
         return self
 
     def to_dict(self) -> dict:

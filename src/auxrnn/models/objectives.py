@@ -4,6 +4,7 @@
     other packages the entry-point group "auxrnn.objectives": ``name = "package.module:Class"``, an
                    `Objective` subclass whose `name` is the entry point's name
 
+    objective_classes(cfg)       the classes model.aux names: the one check that each is a registered objective
     build_objective(name, cfg)   the objective model.* describes: its constructor receives, of ARGUMENTS,
                                  the keywords it names (all of them if it takes **kwargs)
     unavailable(names)           {name: why} for the names whose class cannot be imported here
@@ -22,7 +23,7 @@ from auxrnn.models.config import ModelConfig
 ENTRY_POINTS = "auxrnn.objectives"
 
 # Objective keyword <- model.* field. channels: the vocabulary per channel, or C (an int) for a real-valued objective.
-ARGUMENTS = {"n_anchors": "n_anchors", "subseq_len": "subseq_len", "truncate": "aux_truncate",
+ARGUMENTS = {"n_anchors": "n_anchors", "subseq_len": "subseq_len", "aux_truncate": "aux_truncate",
              "channels": "channels", "hidden": "aux_hidden", "layers": "aux_layers", "ffn_hidden": "ffn_hidden",
              "embed_dim": "embed_dim", "encoder": "encoder", "dropout": "dropout",
              "teacher_forcing": "teacher_forcing", "forget_bias": "forget_bias", "start": "aux_start"}
@@ -72,6 +73,19 @@ def objective_class(name: str) -> type[Objective]:
     return cls
 
 
+def objective_classes(cfg: ModelConfig, without: tuple[str, ...] = ()) -> tuple[type[Objective], ...]:
+    """The classes of the objectives model.aux lists (ModelConfig.objective_names), in its order, less `without`.
+
+    The one check of model.aux against what is registered: every unknown name is refused at once, naming
+    the choices; a registered one whose package fails to import raises ObjectiveUnavailable (a ValueError).
+    """
+    names = [n for n in cfg.objective_names if n not in without]
+    unknown = [n for n in names if n not in registered()]
+    if unknown:
+        raise ValueError(f"model.aux={cfg.aux!r} is invalid: {unknown_message(unknown)}")
+    return tuple(objective_class(n) for n in names)
+
+
 def unavailable(names) -> dict[str, str]:
     """{name: the reason} for each of `names` whose class cannot be provided here."""
     known, missing = registered(), {}
@@ -96,7 +110,7 @@ def objective_arguments(cls: type[Objective], cfg: ModelConfig) -> dict:
     return {k: v for k, v in values.items() if takes_all or k in params}
 
 
-def build_objective(name: str, cfg: ModelConfig) -> Objective:
-    """The objective `name` as model.* describes it (its head is built when a model binds it)."""
-    cls = objective_class(name)
+def build_objective(name: str | type[Objective], cfg: ModelConfig) -> Objective:
+    """The objective `name` (or its class) as model.* describes it (its head is built when a model binds it)."""
+    cls = objective_class(name) if isinstance(name, str) else name
     return cls(**objective_arguments(cls, cfg))

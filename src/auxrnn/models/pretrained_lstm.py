@@ -91,7 +91,7 @@ class SequencePretrainedLSTM(AuxRNN):
     def __init__(self, cfg: PretrainedLSTMConfig):
         if not isinstance(cfg, PretrainedLSTMConfig):
             raise TypeError("SequencePretrainedLSTM needs a PretrainedLSTMConfig (see PretrainedLSTMConfig.of)")
-        super().__init__(cfg.validate())
+        super().__init__(cfg)  # AuxRNN validates it (PretrainedLSTMConfig.validate)
         if cfg.kind == "sa":  # decision B9: the r-LSTM decoder
             decoder = build_objective(Reconstruct.name, cfg)
             decoder.bind(self.core)

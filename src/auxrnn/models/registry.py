@@ -20,9 +20,9 @@ import torch
 from torch import nn
 
 from auxrnn.core.model import AuxModel
-from auxrnn.models.auxrnn import AuxRNN, objective_names
+from auxrnn.models.auxrnn import AuxRNN
 from auxrnn.models.config import ARCHS, REAL_INPUTS, ArchConfig, ModelConfig
-from auxrnn.models.objectives import objective_class, unavailable
+from auxrnn.models.objectives import objective_classes, unavailable
 from auxrnn.models.pretrained_lstm import PretrainedLSTMConfig, SequencePretrainedLSTM
 from auxrnn.models.transformer import (TransformerClassifier, TransformerConfig, matched_transformer_config,
                                        parameter_report)
@@ -41,8 +41,7 @@ def resolve(model: ModelConfig, arch: ArchConfig) -> AnyConfig:
             raise ValueError(f"arch.name='transformer': {exc}; set both arch.d_model and arch.n_layers to choose "
                              "its size yourself, or describe the r-LSTM to match with model.*") from None
     if arch.name == "rnn":
-        objective_names(model.validate())  # every name of model.aux is a registered objective
-        return model
+        return model.validate()  # its objectives are checked by `check`, and by AuxRNN when built
     return PretrainedLSTMConfig.of(model, _KIND[arch.name]).validate()
 
 
@@ -55,18 +54,19 @@ def check(model: ModelConfig, arch: ArchConfig, info=None) -> AnyConfig:
     name = info if isinstance(info, str) else getattr(info, "name", None)
     try:
         # A misspelled objective is refused as such, before what real-valued data needs of the objectives.
-        real = arch.name == "rnn" and all(objective_class(n).real_valued for n in objective_names(model))
+        classes = objective_classes(model) if arch.name == "rnn" else ()
     except ValueError as exc:
         raise ValueError(f"{exc} (dataset {name!r})" if name else str(exc)) from None
+    real = arch.name == "rnn" and all(cls.real_valued for cls in classes)
     if 0 in tuple(model.channels) and (model.encoder != "linear" or not real):
         raise ValueError(f"dataset {name!r} {REAL_INPUTS}")
     try:
         resolved = resolve(model, arch)
     except ValueError as exc:
         raise ValueError(f"{exc} (dataset {name!r})" if name else str(exc)) from None
-    if hasattr(info, "seq_len") and arch.name == "rnn" and model.objective_names:
+    if hasattr(info, "seq_len") and classes:
         T = int(info.seq_len)
-        room = min(objective_class(n).longest(T) for n in model.objective_names)
+        room = min(cls.longest(T) for cls in classes)
         if model.subseq_len > room:
             raise ValueError(f"model.subseq_len={model.subseq_len} is longer than the sequences of {name!r} "
                              f"(length {T}{', at most' if info.variable_length else ''}): the auxiliary "
@@ -91,7 +91,7 @@ def build_trained(model: ModelConfig, arch: ArchConfig, state: Mapping[str, torc
         module = build(model, arch)
         module.load_state_dict(state)
         return module, ""
-    module = AuxRNN(model.validate(), without=tuple(missing))
+    module = AuxRNN(model, without=tuple(missing))
     result = module.load_state_dict(state, strict=False)
     main = tuple(f"{m}." for m in ("encoder", "core", "classifier"))
     stray = [k for k in result.unexpected_keys if k.startswith(main)]

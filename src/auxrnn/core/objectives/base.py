@@ -49,7 +49,8 @@ class Objective(nn.Module):
     Args:
         n_anchors: anchors per example, redrawn every step.
         subseq_len: L, the elements each anchor scores.
-        truncate: main-network BPTT steps of this loss (its meaning is the objective's).
+        aux_truncate: main-network BPTT steps of this loss (its meaning is the objective's; the supervised
+            loss's own truncation is AuxModel's `truncate`).
         weight: factor of this objective's mean loss in the total.
     """
 
@@ -57,14 +58,16 @@ class Objective(nn.Module):
     real_valued: ClassVar[bool] = False  # its targets are real values (auxrnn.core.objectives.values), not tokens
     attr: ClassVar[str] = ""
 
-    def __init__(self, n_anchors: int = 1, subseq_len: int = 600, truncate: int = 300, weight: float = 1.0):
+    def __init__(self, n_anchors: int = 1, subseq_len: int = 600, aux_truncate: int = 300, weight: float = 1.0):
         super().__init__()
-        for key, value, least in (("n_anchors", n_anchors, 1), ("subseq_len", subseq_len, 2), ("truncate", truncate, 1)):
+        for key, value, least in (("n_anchors", n_anchors, 1), ("subseq_len", subseq_len, 2),
+                                  ("aux_truncate", aux_truncate, 1)):
             if isinstance(value, bool) or not isinstance(value, int) or value < least:
                 raise ValueError(f"{type(self).__name__}: {key}={value!r} is invalid: must be an integer >= {least}")
         if not (isinstance(weight, (int, float)) and math.isfinite(weight) and weight >= 0):
             raise ValueError(f"{type(self).__name__}: weight={weight!r} is invalid: must be a finite number >= 0")
-        self.n_anchors, self.subseq_len, self.truncate, self.weight = n_anchors, subseq_len, truncate, float(weight)
+        self.n_anchors, self.subseq_len, self.aux_truncate = n_anchors, subseq_len, aux_truncate
+        self.weight = float(weight)
         self.core_state_size: int | None = None
 
     def bind(self, core: Core) -> None:

@@ -2,7 +2,7 @@
 
     x:   S_a -> [a .. a+K)[a+K .. a+2K) .. a+L) -> aux LSTM predicts x[a+1 : a+L+1]   a in [0, max(len-L-1, 0)]
          (scored as targets(x[a : a+L+1]): the elements themselves unless an objective says otherwise)
-         each segment of K = truncate steps from its own detached state (decision M11)
+         each segment of K = aux_truncate steps from its own detached state (decision M11)
 
 Targets here are tokens (one softmax per channel, decision M8; head as the decoder's, decision M12);
 `PredictValues` (predict_values.py) changes only the output width and the score.
@@ -38,7 +38,7 @@ def predict_targets(windows: Windows, width: int) -> tuple[torch.Tensor, torch.T
 class Predict(Objective):
     """p-LSTM: a `layers` x `hidden` LSTM, stacked on the main outputs, predicts the next element.
 
-    The L steps after the anchor are backpropagated in segments of `truncate` steps; main and auxiliary
+    The L steps after the anchor are backpropagated in segments of `aux_truncate` steps; main and auxiliary
     LSTM both restart each segment from their detached state where the previous one ended (decision M11).
 
     Args (beyond Objective's): channels: vocabulary size per input channel; hidden, layers, ffn_hidden,
@@ -49,9 +49,9 @@ class Predict(Objective):
 
     name, attr = "predict", "predictor"
 
-    def __init__(self, n_anchors=1, subseq_len=600, truncate=300, weight=1.0, *, channels=(256,), hidden=256,
+    def __init__(self, n_anchors=1, subseq_len=600, aux_truncate=300, weight=1.0, *, channels=(256,), hidden=256,
                  layers=2, ffn_hidden=256, dropout=0.0, forget_bias=1.0, start="zeros"):
-        super().__init__(n_anchors, subseq_len, truncate, weight)
+        super().__init__(n_anchors, subseq_len, aux_truncate, weight)
         if start not in ("zeros", "main"):
             raise ValueError(f"start={start!r}: the predictor starts from 'zeros' or from the 'main' state")
         self.start = start
@@ -89,7 +89,7 @@ class Predict(Objective):
         total, count = None, 0
         # the predictor's state: zeros, or S_a as nn.LSTM takes it ((B, layers, H) -> (layers, B, H))
         head_state = tuple(s.transpose(0, 1).contiguous() for s in start) if self.start == "main" else None
-        for seg in segments(windows, self.truncate):
+        for seg in segments(windows, self.aux_truncate):
             main_out, end = main.run(seg, start)  # (R, W, H)
             if main_out is None:
                 break

@@ -17,11 +17,11 @@ from auxrnn.core.recurrent import Core, State, init_forget_bias
 from auxrnn.core.windows import Windows
 
 
-def reconstruct_windows(anchors: torch.Tensor, truncate: int) -> Windows:
-    """Gradient windows of the main network: the `truncate` steps before each anchor. anchors: (B, n)."""
+def reconstruct_windows(anchors: torch.Tensor, steps: int) -> Windows:
+    """Gradient windows of the main network: the `steps` (aux_truncate) before each anchor. anchors: (B, n)."""
     B, n = anchors.shape
     a = anchors.reshape(-1)
-    start = torch.clamp(a - truncate, min=0)
+    start = torch.clamp(a - steps, min=0)
     return Windows(torch.arange(B).repeat_interleave(n), start, a - start)
 
 
@@ -47,7 +47,7 @@ class Reconstruct(Objective):
     """r-LSTM: rebuild x[a-L : a] from the main state S_a with a decoder LSTM (teacher-forced by default).
 
     The decoder's bottom layer starts from a learned projection of the core's whole state (every tensor,
-    every layer, flattened); the layers above start from zeros (decision M5). Main BPTT: the `truncate`
+    every layer, flattened); the layers above start from zeros (decision M5). Main BPTT: the `aux_truncate`
     steps before the anchor; the decoder's own L-1 steps are not truncated (decision M6).
 
     Args (beyond Objective's): channels: vocabulary size per input channel; hidden, layers: decoder LSTM;
@@ -57,10 +57,10 @@ class Reconstruct(Objective):
 
     name, attr = "reconstruct", "reconstructor"
 
-    def __init__(self, n_anchors=1, subseq_len=600, truncate=300, weight=1.0, *, channels=(256,), hidden=256,
+    def __init__(self, n_anchors=1, subseq_len=600, aux_truncate=300, weight=1.0, *, channels=(256,), hidden=256,
                  layers=2, ffn_hidden=256, embed_dim=128, encoder="embedding", dropout=0.0, teacher_forcing=True,
                  forget_bias=1.0):
-        super().__init__(n_anchors, subseq_len, truncate, weight)
+        super().__init__(n_anchors, subseq_len, aux_truncate, weight)
         self.channels = tuple(channels) if not isinstance(channels, int) else channels
         self.hidden, self.layers, self.ffn_hidden, self.embed_dim = hidden, layers, ffn_hidden, embed_dim
         self.encoder_kind, self.dropout, self.teacher_forcing = encoder, dropout, teacher_forcing
@@ -91,7 +91,7 @@ class Reconstruct(Objective):
         return torch.clamp(lengths, max=self.subseq_len), lengths.clone()  # decision M4: a in [L, len]
 
     def windows(self, anchors, lengths):
-        return reconstruct_windows(anchors, self.truncate)
+        return reconstruct_windows(anchors, self.aux_truncate)
 
     def loss(self, main: Main, windows: Windows, start: State, anchors: torch.Tensor):
         _, end = main.run(windows, start)  # the state at each anchor
