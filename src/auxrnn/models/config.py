@@ -80,7 +80,7 @@ class ModelConfig:
 
     channels: tuple[int, ...] = (256,)  # vocabulary size of each input channel, 0 for a real one (from the data)
     n_classes: int = 10                # classes of the task (filled from the data)
-    encoder: str = "embedding"          # how an input element enters the LSTM: embedding, scalar or linear (M13)
+    encoder: str = "embedding"          # how an input element enters the LSTM: embedding, scalar or linear  # M13
     embed_dim: int = 128                # width of the input embedding
     cell: str = "lstm"                  # the recurrent cell
     hidden: int = 128                   # units of the main recurrent cell
@@ -91,12 +91,12 @@ class ModelConfig:
     aux_truncate: int = 300             # auxiliary BPTT: r-LSTM steps before each anchor; p-LSTM segment length
     aux_hidden: int = 256               # units of each layer of the auxiliary decoder
     aux_layers: int = 2                 # layers of the auxiliary decoder
-    aux_start: str = "zeros"            # p-LSTM predictor's first state: zeros (M12) or main (the state S_a)
+    aux_start: str = "zeros"            # p-LSTM predictor's first state: zeros, or main (the state S_a)  # M12
     ffn_hidden: int = 256               # width of the two-layer classifier on the last state
-    dropout: float = 0.0                # dropout of the classifier (decisions M14, B5)
-    teacher_forcing: bool = True        # the decoder reads the true previous element (decision M7)
-    chunk: int = 256                    # steps per call of the no-grad read (an upper bound on CPU; decision M16)
-    forget_bias: float = 1.0            # initial LSTM forget-gate bias, every LSTM (decision M17)
+    dropout: float = 0.0                # dropout of the classifier  # decisions M14, B5
+    teacher_forcing: bool = True        # the decoder reads the true previous element  # decision M7
+    chunk: int = 256                    # steps per call of the no-grad read (an upper bound on CPU)  # M16
+    forget_bias: float = 1.0            # initial LSTM forget-gate bias, every LSTM  # decision M17
 
     def __post_init__(self):
         self.channels = tuple(int(c) for c in self.channels)

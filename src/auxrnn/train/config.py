@@ -51,41 +51,41 @@ PRECISIONS = ("fp32", "bf16", "auto")
 class DataConfig:
     name: str = "mnist"                # the dataset (`auxrnn data info NAME` describes one)
     options: dict = field(default_factory=dict)  # dataset options, e.g. data.options.perm_seed=0 (docs/data.md)
-    root: str | None = None            # data folder; None lets the data layer find its default (decision D1)
-    batch_size: int = 128              # global batch: split evenly across DDP ranks (paper: 128; decision T4)
-    eval_batch_size: int = 500         # evaluation batch; evaluation never drops examples (decision T15)
+    root: str | None = None            # data folder; None: $AUXRNN_DATA, else the per-user cache  # decision D1
+    batch_size: int = 128              # global batch: split evenly across DDP ranks (paper: 128)  # decision T4
+    eval_batch_size: int = 500         # evaluation batch; evaluation never drops examples  # decision T15
     workers: int = 0                   # DataLoader worker processes
-    val_size: int = 0                  # examples carved from train for validation (paper: none; decision T16)
-    val_seed: int = 0                  # seed of that carve-out, independent of train.seed (decision T16)
+    val_size: int = 0                  # examples carved from train for validation (paper: none)  # decision T16
+    val_seed: int = 0                  # seed of that carve-out, independent of train.seed  # decision T16
     keep_last: int = 0                 # >0: every sequence cut to its last K steps (the window-ceiling model)
 
 
 @dataclass
 class OptimConfig:
-    optimizer: str = "adam"            # the optimizer (decision T1: the presets choose)
+    optimizer: str = "adam"            # the optimizer (the paper presets use rmsprop)  # decision T1
     lr: float = 1e-3                   # peak learning rate
-    schedule: str = "constant"         # learning-rate schedule, restarted in each phase (decision T2)
+    schedule: str = "constant"         # learning-rate schedule, restarted in each phase  # decision T2
     warmup_steps: int = 0              # linear warmup at the start of each phase
-    gamma: float = 0.5                 # step schedule: lr *= gamma after every optim.decay_every (decision T2)
+    gamma: float = 0.5                 # step schedule: lr *= gamma after every optim.decay_every  # decision T2
     decay_every: float = 0.3           # step schedule: the fraction of the phase between two decays
     min_lr: float = 0.0                # cosine schedule: final lr as a fraction of lr
-    clip: float = 1.0                  # gradient-norm clipping; 0 disables (RNN gradients can explode; decision T3)
+    clip: float = 1.0                  # gradient-norm clipping; 0 disables (RNN gradients can explode)  # T3
     weight_decay: float = 0.0          # L2 weight decay of the optimizer
 
 
 @dataclass
 class TrainConfig:
-    seed: int = 0                      # seeds model init, data order, anchors, dropout (decisions T15, T17)
+    seed: int = 0                      # seeds model init, data order, anchors, dropout  # decisions T15, T17
     pretrain_epochs: int = 0           # phase 1 in epochs: auxiliary loss only (epochs or steps, not both)
     pretrain_steps: int = 0            # phase 1 in steps
     epochs: int = 0                    # phase 2 in epochs: supervised + aux_weight * auxiliary
     steps: int = 0                     # phase 2 in steps
-    aux_weight: float = 1.0            # weight of the auxiliary loss in phase 2 (an unweighted sum; decision T14)
-    eval_every: int = 0                # steps between test evaluations; 0 = only at the end (decision T18)
+    aux_weight: float = 1.0            # weight of the auxiliary loss in phase 2 (1: an unweighted sum)  # T14
+    eval_every: int = 0                # steps between test evaluations; 0 = only at the end  # decision T18
     log_every: int = 50                # steps between metrics.jsonl lines
     checkpoint_every: int = 1000       # steps between checkpoints (also written at every stop)
     device: str = "auto"               # auto (cuda when present), cpu, cuda or cuda:N
-    precision: str = "fp32"            # fp32, bf16 (autocast) or auto: bf16 where the device has it natively (T28)
+    precision: str = "fp32"            # fp32, bf16 (autocast) or auto: bf16 where the device has it natively  # T28
     train_eval_size: int = 0           # training examples (a fixed subset) also scored at each evaluation
     out: str = ""                      # run folder; "" = runs/<preset>-<timestamp>
     max_minutes: float = 0.0           # wall-clock budget of this process; 0 = none. Stops with a checkpoint.

@@ -1,7 +1,8 @@
 """Every config key described for `auxrnn train --help-keys`: type, default and one line of help.
 
 The help is the trailing `# comment` of the key's dataclass field (auxrnn.train.config, auxrnn.models.config):
-one source, read from the code, never copied.
+one source, read from the code, never copied. A second `  # ` on that line starts a maintainers' note (the
+decision ids of docs/decisions.md), which the help leaves out: users read the thing itself.
 """
 from __future__ import annotations
 
@@ -32,10 +33,10 @@ class KeyHelp:
 
 
 def _field_comments(cls) -> dict[str, str]:
-    """{field: its trailing `# comment`} read from the dataclass source: the comments are the help text."""
+    """{field: its trailing `# comment`, up to a maintainers' `  # note`} read from the dataclass source."""
     comments = {}
     for line in textwrap.dedent(inspect.getsource(cls)).splitlines():
-        m = re.match(r"    (\w+): [^#]*?#\s*(.*)$", line)
+        m = re.match(r"    (\w+): [^#]*?#\s*(.*?)(?:\s+#\s.*)?$", line)
         if m:
             comments[m.group(1)] = m.group(2).strip()
     return comments
