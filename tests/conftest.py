@@ -9,6 +9,10 @@ import torch
 
 from auxrnn.train.cpu import choose_threads
 
+# No curves.png per finished run (a figure costs more than a tiny run): the tests that check the figure set
+# AUXRNN_PLOT=1 themselves. Subprocesses inherit it.
+os.environ.setdefault("AUXRNN_PLOT", "0")
+
 # Float sums differ with the thread count on every CPU, so both sides of a test that compares two runs'
 # numbers use this one count: OMP_NUM_THREADS when the caller set it (CI runs those tests under 1 and 2),
 # else the automatic count of one process. In-process runs take SAME_THREADS, subprocesses same_threads_env().

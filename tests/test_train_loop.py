@@ -16,13 +16,14 @@ from conftest import ckpt_of, tiny_args, write_mnist_idx
 TINY = tiny_args(32, 7)
 
 
-def test_train_writes_the_run_folder(tmp_path, capsys):
+def test_train_writes_the_run_folder(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("AUXRNN_PLOT", "1")  # curves.png too (conftest turns plotting off)
     run = tmp_path / "run"
     rc = main(["train", *TINY, "train.tensorboard=true", "train.pretrain_steps=2", "train.steps=3",
                "train.eval_every=2", f"train.out={run}"])
     assert rc == 0
     out = capsys.readouterr().out
-    assert "n_classes: 8" in out and "test accuracy" in out  # the resolved config, fitted to the data, is printed
+    assert "model.n_classes: 8" in out and "test accuracy" in out  # what the data filled in is printed
     for name in ("config.yaml", "metrics.jsonl", "summary.json", "curves.png", "checkpoints/last.pt"):
         assert (run / name).is_file(), name
     assert list((run / "tensorboard").glob("events.out.tfevents.*"))

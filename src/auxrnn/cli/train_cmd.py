@@ -64,6 +64,34 @@ def print_keys() -> None:
     print("\nSet any key as key=value after `auxrnn train` (e.g. optim.lr=1e-3), or in a preset YAML file.")
 
 
+def header(cfg, preset: str, run_dir: Path, resuming: bool) -> str:
+    """What a run prints first: its folder, the preset chain and only the keys that differ from that chain
+    (the overrides, and what the data filled in). The whole config is RUN/config.yaml, so it is not repeated."""
+    import yaml
+
+    from auxrnn.cli.presets_cmd import chain_line
+    from auxrnn.train.config import RunConfig, build_config, flatten
+    from auxrnn.train.runs import CONFIG_FILE
+
+    first = (f"# auxrnn train: {'resuming' if resuming else 'run folder'} {run_dir} "
+             f"(whole config: {run_dir / CONFIG_FILE})\n")
+    if preset.lower() == "none":
+        chain, base = "# preset none (the built-in defaults)\n", flatten(RunConfig().to_dict())
+    else:
+        try:  # a preset that trains nothing alone, or a resumed run's preset file no longer there: no diff
+            chain, base = chain_line(preset), flatten(build_config(preset).to_dict())
+        except (ValueError, OSError):
+            return first
+    ours = flatten(cfg.to_dict())
+    differ = {k: v for k, v in ours.items() if k not in ("preset", "train.out") and (k not in base or base[k] != v)}
+    if not differ:
+        return first + chain
+    # each value as YAML writes it inside a flow list ("[9]", "copy", "null"), one `key: value` line per key
+    return (first + chain + "# differs from the preset (overrides, and what the data filled in):\n"
+            + "".join(f"{k}: {yaml.safe_dump([v], default_flow_style=True, width=1000).strip()[1:-1]}\n"
+                      for k, v in differ.items()))
+
+
 def run(args) -> int:
     from auxrnn import models
     from auxrnn.cli.presets_cmd import chain_line
@@ -110,8 +138,8 @@ def run(args) -> int:
         return 0
 
     def announce(resolved) -> None:
-        print(f"# auxrnn train: {'resuming ' + str(run_dir) if args.resume else 'run folder ' + str(run_dir)}")
-        print(dump_yaml(resolved), end="", flush=True)
+        print(header(resolved, cfg.preset if args.resume else args.preset or "default", run_dir,
+                     args.resume is not None), end="", flush=True)
 
     summary = train(cfg, run_dir, resume=args.resume is not None or restarted, until_step=args.until_step,
                     progress=args.progress, on_start=announce)

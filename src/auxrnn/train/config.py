@@ -89,7 +89,7 @@ class TrainConfig:
     train_eval_size: int = 0           # training examples (a fixed subset) also scored at each evaluation
     out: str = ""                      # run folder; "" = runs/<preset>-<timestamp>
     max_minutes: float = 0.0           # wall-clock budget of this process; 0 = none. Stops with a checkpoint.
-    tensorboard: bool = True           # also write TensorBoard event files
+    tensorboard: bool = False          # also write TensorBoard event files (needs the `tensorboard` extra)
     threads: int = 0                   # CPU compute threads of this process; 0 = its share of the cores
     keep_best: bool = False            # keep checkpoints/best.pt: highest validation accuracy (needs data.val_size)
 

@@ -17,7 +17,8 @@ log = logging.getLogger("auxrnn.train")
 def device_name(device: torch.device) -> str:
     if device.type == "cuda":
         return torch.cuda.get_device_name(device)
-    return f"cpu ({cpu_model()}, {torch.get_num_threads()} threads)"
+    n = torch.get_num_threads()
+    return f"cpu ({cpu_model()}, {n} thread{'' if n == 1 else 's'})"
 
 
 # Options that say where a dataset's files come from, not what its inputs are: never carried to another dataset.

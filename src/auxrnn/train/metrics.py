@@ -8,8 +8,8 @@ Each metrics.jsonl line is one JSON object with a `kind`:
     {"kind": "event", "step", "event": "start" | "resume" | "stop" | ..., ...}
 
 Accuracies are percentages. Only rank 0 writes. metrics.jsonl is always written; the TensorBoard events
-need the `tensorboard` extra: without it `train.tensorboard=true` (the default) logs one warning and the run
-goes on with metrics.jsonl alone.
+need the `tensorboard` extra and `train.tensorboard=true` (off by default, as the extra is optional); without
+the extra that setting logs one warning and the run goes on with metrics.jsonl alone.
 """
 from __future__ import annotations
 
