@@ -7,57 +7,48 @@ import logging
 from auxrnn.cli import StderrHandler
 
 
-def _number(text: str) -> int | float:
-    """A count ("100") or a fraction ("0.2")."""
-    try:
-        return int(text)
-    except ValueError:
-        return float(text)
+def _flags() -> dict[str, tuple[str, bool, str]]:
+    """Every registered dataset's `cli_flags`: option -> (flag, whether it is a switch, help naming the datasets).
+
+    Values stay strings here; `load_dataset` converts them to the option's type, as it does `data.options.*`.
+    """
+    from auxrnn.data.datasets import DATASETS
+
+    helps: dict[str, dict[str, list[str]]] = {}  # option -> help text -> the datasets that give it
+    switch: dict[str, bool] = {}
+    for name, cls in DATASETS.items():
+        defaults = cls.option_defaults()
+        for option, text in cls.cli_flags.items():
+            helps.setdefault(option, {}).setdefault(text, []).append(name)
+            switch[option] = isinstance(defaults[option], bool)
+    return {option: ("--" + option.replace("_", "-"), switch[option],
+                     "; ".join(f"{'/'.join(names)}: {text}" for text, names in by_text.items()))
+            for option, by_text in helps.items()}
 
 
-_OPTION_FLAGS = {
-    # flag dest -> (flag, type, help)
-    "perm_seed": ("--perm-seed", int, "pmnist: seed of the fixed pixel permutation (default 0)"),
-    "grayscale": ("--grayscale", None, "cifar10: integer luminance instead of RGB"),
-    "side": ("--side", int, "stanforddogs: image side, one of 40 48 56 72 80 96 112 128"),
-    "max_len": ("--max-len", int, "dbpedia/csv: keep the first N bytes of each document"),
-    "folder": ("--folder", str, "idx/csv: folder holding the files"),
-    "n_classes": ("--n-classes", int, "csv/arrays: number of classes (default: inferred)"),
-    "length": ("--length", int, "copy/adding: sequence length"),
-    "size": ("--size", int, "copy/adding: number of items"),
-    "seed": ("--seed", int, "copy/adding: generator seed"),
-    "path": ("--path", str, "arrays: a folder of .npy files or an .npz file (docs/data.md)"),
-    "test_size": ("--test-size", _number, "arrays: test part of a single x/y, a fraction (0.2) or a count (100)"),
-    "split_seed": ("--split-seed", int, "arrays: seed of that split (default 0; never the training seed)"),
-    "bins": ("--bins", int, "arrays: tokens per channel of real inputs (default 256)"),
-    "quantiser": ("--quantiser", str,
-                  "arrays: quantile (equal-frequency, default), uniform, or none (real values, standardised)"),
-    "max_vocab": ("--max-vocab", int, "arrays: integers in 0..N-1 are used as tokens (default 4096; 0 quantises)"),
-    "local_dir": ("--local-dir", str, "mnist/pmnist: a folder with the IDX files; dbpedia: train.csv/test.csv or the archive; stanforddogs: images.tar and lists.tar"),
-}
+def _add_common(p: argparse.ArgumentParser, flags: dict[str, tuple[str, bool, str]]) -> None:
+    from auxrnn.data.datasets import DATASETS
 
-
-def _add_common(p: argparse.ArgumentParser) -> None:
-    p.add_argument("name", help="dataset name (mnist, pmnist, cifar10, stanforddogs, dbpedia, idx, csv, copy, adding, arrays)")
+    p.add_argument("name", help=f"dataset name ({', '.join(DATASETS)})")
     p.add_argument("--root", default=None, help="data root (default: $AUXRNN_DATA, else the user cache folder)")
     p.add_argument("--split", choices=("train", "test", "both"), default="both")
     p.add_argument("--debug", action="store_true", help="show tracebacks")
-    for dest, (flag, typ, help_) in _OPTION_FLAGS.items():
-        if typ is None:
+    for dest, (flag, is_switch, help_) in flags.items():
+        if is_switch:
             p.add_argument(flag, dest=dest, action="store_true", default=None, help=help_)
         else:
-            p.add_argument(flag, dest=dest, type=typ, default=None, help=help_)
+            p.add_argument(flag, dest=dest, default=None, help=help_)
 
 
 def _options(args: argparse.Namespace) -> dict:
     from auxrnn.data import dataset_options
 
-    given = {k: getattr(args, k) for k in _OPTION_FLAGS if getattr(args, k, None) is not None}
+    flags = _flags()
+    given = {k: getattr(args, k) for k in flags if getattr(args, k, None) is not None}
     allowed = set(dataset_options(args.name))
     bad = sorted(k for k in given if k not in allowed)
     if bad:
-        flags = ", ".join(_OPTION_FLAGS[k][0] for k in bad)
-        raise ValueError(f"dataset {args.name!r} does not take {flags}")
+        raise ValueError(f"dataset {args.name!r} does not take {', '.join(flags[k][0] for k in bad)}")
     return given
 
 
@@ -178,12 +169,13 @@ def _arrays_tokens(ds) -> None:
 def register(subparsers) -> None:
     p = subparsers.add_parser("data", help="fetch, verify and describe datasets")
     sub = p.add_subparsers(dest="data_command")
+    flags = _flags()
     for name, func, help_ in (
         ("fetch", cmd_fetch, "download (or copy from a local folder), verify and cache a dataset"),
         ("verify", cmd_verify, "check a cached dataset's checksums and contents without downloading"),
         ("info", cmd_info, "sizes, classes, sequence lengths and where the files live (never downloads)"),
     ):
         sp = sub.add_parser(name, help=help_)
-        _add_common(sp)
+        _add_common(sp, flags)
         sp.set_defaults(func=func)
     p.set_defaults(func=lambda args: (p.print_help(), 2)[1])

@@ -7,15 +7,17 @@ dataset applied to its files, so that new raw inputs go through exactly the same
     prep = InputPreparation.of("pmnist", {"perm_seed": 0}, state, channels=(256,))
     x, lengths = prep(images)        # uint8 (N, 28, 28) -> tokens int64 (N, 784, 1), lengths (N,)
 
-Raw inputs by source (`kind`):
+Each dataset class declares its steps (its classmethod `preparation`, found through ./registry.py); `of`
+adds the delay every dataset takes (./delay.py). Raw inputs by `kind`:
 
-    images  mnist pmnist idx cifar10 stanforddogs: integer pixels 0..255, (N, H, W) or (N, H, W, 3) images or
-            (N, T) / (N, T, C) sequences; flattened row-major (decision D4), RGB to gray where the run was
-            gray (decision D5), then permuted when the run was (decisions D3, T10)
-    bytes   dbpedia csv: a list of N str (or bytes) documents -> byte tokens 1..256, cut to max_len (decision D7)
-    arrays  arrays: (N, T) or (N, T, C) numbers, mapped as the run mapped them (decisions D9, D10): quantised
-            ("quantile", "uniform"), standardised ("standardise", float32 out) or used as tokens ("tokens")
-    tokens  copy adding: integer tokens (N, T) or (N, T, C)
+    images  integer pixels 0..255, (N, H, W) or (N, H, W, 3) images or (N, T) / (N, T, C) sequences;
+            resized where the run resized them (gray images, `side`), flattened row-major (decision D4), RGB
+            to gray where the run was gray (decision D5), then permuted when the run was (decisions D3, T10)
+    bytes   a list of N str (or bytes) documents -> byte tokens 1..256, cut to max_len (decision D7)
+    tokens  integer tokens (N, T) or (N, T, C)
+    quantile, uniform, standardise
+            (N, T) or (N, T, C) numbers, mapped as the `arrays` run mapped them (decisions D9, D10): quantised,
+            or standardised (float32 out)
 
 A C-channel model (C > 1) takes (N, T, C) only: a 2-D array is refused rather than guessed at (a CSV row of
 T * C values is reshaped by its reader, `auxrnn.data.prediction_files`). T may differ from the run's T
@@ -25,6 +27,7 @@ Every refusal is a ValueError saying what was expected.
 """
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Any, Sequence
 
@@ -32,28 +35,15 @@ import numpy as np
 
 from . import delay, resize, sequences
 from .quantize import Quantiser
+from .registry import DATASETS
 from .standardize import Standardiser
 
-IMAGE_SOURCES = ("mnist", "pmnist", "idx", "cifar10", "stanforddogs")
-BYTE_SOURCES = ("dbpedia", "csv")
-TOKEN_SOURCES = ("copy", "adding")
 STANDARDISE = "standardise"
 
 
 def _numpy(v: Any) -> np.ndarray:
     """A tensor or array of a saved data state as a numpy array (no torch import needed here)."""
     return v.numpy() if hasattr(v, "numpy") else np.asarray(v)
-
-
-def mapping_state(quantiser: Quantiser | None, standardiser: Standardiser | None, vocab: np.ndarray) -> dict:
-    """The arrays source's value mapping as numpy arrays: what `data_state()` saves and `of` reads back."""
-    out = {"vocab": vocab.astype(np.int64)}
-    if quantiser is not None:
-        out["quantiser_edges"] = quantiser.edges
-    if standardiser is not None:
-        out["standardise_mean"] = standardiser.mean
-        out["standardise_std"] = standardiser.std
-    return out
 
 
 @dataclass(frozen=True)
@@ -74,32 +64,21 @@ class InputPreparation:
     @classmethod
     def of(cls, name: str, options: dict, state: dict, channels: Sequence[int]) -> "InputPreparation":
         """The steps of dataset `name` with `options`, from its saved `state` and the model's `channels`."""
-        channels = tuple(int(c) for c in channels)
-        state = {k: _numpy(v) for k, v in state.items()}
-        perm = state.get("permutation")
-        perm = None if perm is None else perm.astype(np.int64)
-        _, d = delay.split_options(options)
-        later = {"delay": (int(d["delay"]), str(d["delay_fill"]), int(d["delay_seed"]))}
-        if name in IMAGE_SOURCES:
-            side = options.get("side")
-            return cls(name, "images", channels, perm, gray=bool(options.get("grayscale", False)),
-                       side=None if side is None or name == "stanforddogs" else int(side), **later)
-        if name in BYTE_SOURCES:
-            from .datasets import DATASETS
+        dataset = DATASETS.get(name.lower())
+        if dataset is None:
+            raise ValueError(f"no input preparation is known for dataset {name!r}")
+        own, d = delay.split_options(options)
+        prep = dataset.preparation({**dataset.option_defaults(), **own}, {k: _numpy(v) for k, v in state.items()},
+                                   tuple(int(c) for c in channels))
+        return dataclasses.replace(prep, delay=(int(d["delay"]), str(d["delay_fill"]), int(d["delay_seed"])))
 
-            max_len = {**DATASETS[name].option_defaults(), **options}.get("max_len")
-            return cls(name, "bytes", channels, max_len=None if max_len is None else int(max_len), **later)
-        if name in TOKEN_SOURCES:
-            return cls(name, "tokens", channels, **later)
-        if name == "arrays":
-            if "standardise_mean" in state:
-                s = Standardiser.from_state(state["standardise_mean"], state["standardise_std"])
-                return cls(name, STANDARDISE, channels, standardiser=s)
-            if "quantiser_edges" in state:
-                q = Quantiser(options.get("quantiser", "quantile"), state["quantiser_edges"].astype(np.float64))
-                return cls(name, q.kind, channels, quantiser=q)
-            return cls(name, "tokens", tuple(int(v) for v in state["vocab"]))
-        raise ValueError(f"no input preparation is known for dataset {name!r}")
+    @classmethod
+    def images(cls, source: str, state: dict, channels: tuple[int, ...], *, gray: bool = False,
+               side: int | None = None) -> "InputPreparation":
+        """Integer pixels, permuted by the saved `state["permutation"]` (int64 (T,)) when the run was."""
+        perm = state.get("permutation")
+        return cls(source, "images", channels, None if perm is None else perm.astype(np.int64), gray=gray,
+                   side=side)
 
     @property
     def real(self) -> bool:

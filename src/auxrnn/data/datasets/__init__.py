@@ -1,4 +1,7 @@
-"""One class per dataset (see docs/data.md), and the registry that builds them by name.
+"""One class per dataset (see docs/data.md), registered by name here, and what builds them by name.
+
+A dataset is one class (its name, shape, options, input preparation and CLI flags: base.SequenceDataset)
+plus its entry in the tuple below; `register` (../registry.py) refuses a class that lacks any of them.
 
     base.py    data_root, DatasetInfo, the declared Shape, SequenceDataset, the fetch mixin, the permutation
     mnist.py   MNIST, PMNIST, IDXFolder          cifar.py   CIFAR10        dogs.py    StanfordDogs
@@ -16,6 +19,7 @@ from auxrnn.values import coerce
 from .. import delay as _delay
 from ..integrity import DownloadError, RemoteFile, atomic_path
 from ..array_files import MissingArrayFile
+from ..registry import DATASETS, lookup, register
 from .arrays import NumpyArrays
 from .base import SPLITS, DatasetInfo, SequenceDataset, Shape, check_split, data_root
 from .cifar import CIFAR10
@@ -24,28 +28,19 @@ from .mnist import MNIST, PMNIST, IDXFolder
 from .probes import Adding, CopyMemory
 from .text import CSVFolder, DBpedia
 
-DATASETS: dict[str, type[SequenceDataset]] = {
-    cls.name: cls
-    for cls in (MNIST, PMNIST, IDXFolder, CIFAR10, StanfordDogs, DBpedia, CSVFolder, CopyMemory, Adding, NumpyArrays)
-}
-
-
-def _lookup(name: str) -> type[SequenceDataset]:
-    key = name.lower()
-    if key not in DATASETS:
-        raise ValueError(f"unknown dataset {name!r}; valid choices: {', '.join(DATASETS)}")
-    return DATASETS[key]
+for _dataset in (MNIST, PMNIST, IDXFolder, CIFAR10, StanfordDogs, DBpedia, CSVFolder, CopyMemory, Adding, NumpyArrays):
+    register(_dataset)
 
 
 def dataset_options(name: str) -> list[str]:
     """The options `load_dataset(name, ...)` accepts besides split and root: the class's own, then the
     sequence transforms every dataset takes (`delay`, `delay_fill`, `delay_seed`: ../delay.py)."""
-    return list(_lookup(name).option_defaults()) + list(_delay.OPTIONS)
+    return list(lookup(name).option_defaults()) + list(_delay.OPTIONS)
 
 
 def _check_options(name: str, options: dict) -> type[SequenceDataset]:
     """Refuse unknown options and convert each value to its constructor's type, in place, naming the key."""
-    cls = _lookup(name)
+    cls = lookup(name)
     allowed = dataset_options(name)
     unknown = sorted(set(options) - set(allowed))
     if unknown:
@@ -90,7 +85,7 @@ def _convert(name: str, key: str, value, hint):
 
 def load_dataset(name: str, split: str = "train", root: str | os.PathLike | None = None, **options) -> SequenceDataset:
     """Build dataset `name` for `split` ("train" or "test"), fetching and verifying it if needed."""
-    cls = _lookup(name)
+    cls = lookup(name)
     check_split(split)
     _check_options(name, options)
     own, delay = _delay.split_options(options)
@@ -121,5 +116,5 @@ def static_info(name: str, options: dict | None = None) -> DatasetInfo | None:
 __all__ = [
     "DATASETS", "DOG_SIDES", "SPLITS", "Adding", "CIFAR10", "CSVFolder", "CopyMemory", "DBpedia", "DatasetInfo",
     "DownloadError", "IDXFolder", "MNIST", "MissingArrayFile", "NumpyArrays", "PMNIST", "RemoteFile", "SequenceDataset", "Shape", "StanfordDogs",
-    "check_options", "data_root", "dataset_options", "load_dataset", "static_info", "atomic_path",
+    "check_options", "data_root", "dataset_options", "load_dataset", "register", "static_info", "atomic_path",
 ]

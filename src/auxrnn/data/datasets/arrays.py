@@ -28,7 +28,7 @@ from typing import Any, ClassVar
 import numpy as np
 import torch
 
-from ..preparation import STANDARDISE, mapping_state
+from ..preparation import STANDARDISE, InputPreparation
 from ..quantize import MAX_FIT_VALUES, QUANTISERS, Quantiser, Sampler, check_bins, token_dtype
 from ..standardize import Moments, Standardiser
 from ..array_files import (EXPECTED, SPLIT_SALT, Field, Part, check_n, check_x, first_outside,
@@ -36,6 +36,17 @@ from ..array_files import (EXPECTED, SPLIT_SALT, Field, Part, check_n, check_x, 
 from .base import SequenceDataset, Shape
 
 MAPPINGS = (*QUANTISERS, "none")  # option quantiser: how values are mapped ("none": standardised reals)
+
+
+def mapping_state(quantiser: Quantiser | None, standardiser: Standardiser | None, vocab: np.ndarray) -> dict:
+    """The value mapping as numpy arrays: what `data_state()` saves and `NumpyArrays.preparation` reads back."""
+    out = {"vocab": vocab.astype(np.int64)}
+    if quantiser is not None:
+        out["quantiser_edges"] = quantiser.edges
+    if standardiser is not None:
+        out["standardise_mean"] = standardiser.mean
+        out["standardise_std"] = standardiser.std
+    return out
 
 
 class NumpyArrays(SequenceDataset):
@@ -52,6 +63,15 @@ class NumpyArrays(SequenceDataset):
     channels = ()  # the files decide: one entry per input channel (bins, or max train token + 1)
     shape_options: ClassVar[tuple[str, ...]] = ("n_classes",)
     fits_inputs = True
+    cli_flags: ClassVar[dict[str, str]] = {
+        "path": "a folder of .npy files or an .npz file (docs/data.md)",
+        "n_classes": "number of classes (default: inferred)",
+        "test_size": "test part of a single x/y, a fraction (0.2) or a count (100)",
+        "split_seed": "seed of that split (default 0; never the training seed)",
+        "bins": "tokens per channel of real inputs (default 256)",
+        "quantiser": "quantile (equal-frequency, default), uniform, or none (real values, standardised)",
+        "max_vocab": "integers in 0..N-1 are used as tokens (default 4096; 0 quantises)",
+    }
 
     def __init__(
         self,
@@ -233,6 +253,18 @@ class NumpyArrays(SequenceDataset):
     @classmethod
     def shape(cls, *, n_classes: int | None = None, **_: Any) -> Shape:
         return Shape(None if n_classes is None else int(n_classes), (), None, False)
+
+    @classmethod
+    def preparation(cls, options: dict[str, Any], state: dict[str, np.ndarray],
+                    channels: tuple[int, ...]) -> InputPreparation:
+        """The saved mapping (`mapping_state`): standardised, quantised, or integers used as tokens."""
+        if "standardise_mean" in state:
+            s = Standardiser.from_state(state["standardise_mean"], state["standardise_std"])
+            return InputPreparation(cls.name, STANDARDISE, channels, standardiser=s)
+        if "quantiser_edges" in state:
+            q = Quantiser(options["quantiser"], state["quantiser_edges"].astype(np.float64))
+            return InputPreparation(cls.name, q.kind, channels, quantiser=q)
+        return InputPreparation(cls.name, "tokens", tuple(int(v) for v in state["vocab"]))
 
     def _shape_args(self) -> dict[str, Any]:
         return {"n_classes": self.given_classes}

@@ -9,9 +9,10 @@ from __future__ import annotations
 import inspect
 import logging
 import os
+from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, ClassVar, NamedTuple, Sequence
+from typing import TYPE_CHECKING, Any, Callable, ClassVar, NamedTuple, Sequence
 
 import numpy as np
 import torch
@@ -19,6 +20,9 @@ from torch.utils.data import Dataset
 
 from .. import sequences
 from ..integrity import fetch_lock, folder_from_env, try_sources
+
+if TYPE_CHECKING:
+    from ..preparation import InputPreparation
 
 log = logging.getLogger("auxrnn.data")
 
@@ -63,13 +67,15 @@ def check_split(split: str) -> str:
     return split
 
 
-class SequenceDataset(Dataset):
+class SequenceDataset(Dataset, ABC):
     """Common shape: `name`, `split`, `root`, `info`, `__len__`, `__getitem__`, a useful repr.
 
     The shape is declared once, on the class: the class attributes `n_classes`, `channels`, `seq_len` and
     `variable_length` (None: the files decide), combined with the options named in `shape_options` by the
     classmethod `shape`. `static_info` (no file read) and `info` (of a loaded split) both come from `shape`;
-    `info` replaces only what `_measure` reads from the files.
+    `info` replaces only what `_measure` reads from the files. The options are the constructor's keyword
+    arguments; `preparation` and `cli_flags` say what a trained run and `auxrnn data` need of them, so a
+    dataset is its class plus one line in the registry (datasets/__init__.py).
     """
 
     name: ClassVar[str] = ""
@@ -79,6 +85,8 @@ class SequenceDataset(Dataset):
     seq_len: ClassVar[int | None] = None
     variable_length: ClassVar[bool] = False
     shape_options: ClassVar[tuple[str, ...]] = ()  # options `shape` reads; instances keep them as attributes
+    # options `auxrnn data` offers as flags (perm_seed -> --perm-seed; a bool default makes a switch): help line
+    cli_flags: ClassVar[dict[str, str]] = {}
 
     def __init__(self, split: str = "train", root: str | os.PathLike | None = None):
         self.split = check_split(split)
@@ -114,6 +122,17 @@ class SequenceDataset(Dataset):
         if s.n_classes is None or s.seq_len is None:
             return None
         return DatasetInfo(cls.name, int(s.n_classes), tuple(s.channels), int(s.seq_len), bool(s.variable_length))
+
+    @classmethod
+    @abstractmethod
+    def preparation(cls, options: dict[str, Any], state: dict[str, np.ndarray],
+                    channels: tuple[int, ...]) -> InputPreparation:
+        """The steps that turn raw inputs into this dataset's items, from a run's saved data alone.
+
+        `options`: the dataset's own options, defaults filled in (the delay options are applied after, by
+        `InputPreparation.of`); `state`: `data_state()` as numpy arrays; `channels`: the model's tokens per
+        input channel. Used by `auxrnn.load`, `auxrnn predict` and `auxrnn eval --data`.
+        """
 
     def _shape_args(self) -> dict[str, Any]:
         return {k: getattr(self, k) for k in self.shape_options}

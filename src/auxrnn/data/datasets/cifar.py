@@ -9,6 +9,7 @@ import numpy as np
 
 from .. import formats, sequences
 from ..integrity import download_url, remove_files, safe_extract_tar
+from ..preparation import InputPreparation
 from .base import Shape, _ArrayDataset, _Fetched
 
 RGB = (256, 256, 256)
@@ -20,6 +21,7 @@ class CIFAR10(_Fetched, _ArrayDataset):
     name = "cifar10"
     n_classes, channels, seq_len = 10, RGB, 32 * 32  # channels (256,) with grayscale
     shape_options = ("grayscale",)
+    cli_flags: ClassVar[dict[str, str]] = {"grayscale": "integer luminance instead of RGB"}
     base_folder = "cifar-10-batches-py"
     archive = ("cifar-10-python.tar.gz", "c58f30108f718f92721af3b95e74349a")  # (name, md5): decision D2
     mirrors: ClassVar[list[str]] = ["https://www.cs.toronto.edu/~kriz/"]
@@ -43,6 +45,12 @@ class CIFAR10(_Fetched, _ArrayDataset):
         labels = np.concatenate([p[1] for p in parts])
         rgb = sequences.cifar_rows_to_rgb(rows)
         self._set_arrays(sequences.rgb_to_gray(rgb) if self.grayscale else rgb, labels)
+
+    @classmethod
+    def preparation(cls, options: dict[str, Any], state: dict[str, np.ndarray],
+                    channels: tuple[int, ...]) -> InputPreparation:
+        """RGB images, turned gray (decision D5) when the run was."""
+        return InputPreparation.images(cls.name, state, channels, gray=bool(options["grayscale"]))
 
     @classmethod
     def shape(cls, *, grayscale: bool, **_: Any) -> Shape:

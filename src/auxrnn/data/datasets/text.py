@@ -22,7 +22,11 @@ from ..integrity import (
     safe_extract_tar,
     transient,
 )
+from ..preparation import InputPreparation
 from .base import SequenceDataset, Shape, _Fetched
+
+
+_MAX_LEN_HELP = "keep the first N bytes of each document"
 
 
 class _ByteDocuments(SequenceDataset):
@@ -42,6 +46,13 @@ class _ByteDocuments(SequenceDataset):
     @classmethod
     def shape(cls, *, max_len: int | None, **_: Any) -> Shape:
         return super().shape()._replace(seq_len=None if max_len is None else int(max_len))
+
+    @classmethod
+    def preparation(cls, options: dict[str, Any], state: dict[str, np.ndarray],
+                    channels: tuple[int, ...]) -> InputPreparation:
+        """Documents as byte tokens, cut to the run's `max_len`."""
+        max_len = options["max_len"]
+        return InputPreparation(cls.name, "bytes", channels, max_len=None if max_len is None else int(max_len))
 
     def _load_csv(self, path: Path, n_classes: int | None) -> None:
         self._buf, self._offsets, self._labels = formats.read_class_csv(path, self.max_len, n_classes)
@@ -81,6 +92,7 @@ class DBpedia(_Fetched, _ByteDocuments):
 
     name = "dbpedia"
     n_classes = 14
+    cli_flags: ClassVar[dict[str, str]] = {"max_len": _MAX_LEN_HELP, "local_dir": "train.csv/test.csv or the archive"}
     archive_names: ClassVar[tuple[str, ...]] = ("dbpedia_csv.tar.gz", "dbpedia_csv.tgz")
     mirrors: ClassVar[list[RemoteFile]] = [
         # plain HTTPS first; sha256 and size from the Hugging Face dbpedia_14 dataset card's download checksums
@@ -208,6 +220,11 @@ class CSVFolder(_ByteDocuments):
 
     name = "csv"
     shape_options = ("n_classes", "max_len")  # n_classes None: the largest class of both files
+    cli_flags: ClassVar[dict[str, str]] = {
+        "max_len": _MAX_LEN_HELP,
+        "folder": "folder holding the files",
+        "n_classes": "number of classes (default: inferred)",
+    }
 
     def __init__(
         self,
