@@ -164,7 +164,8 @@ def test_eval_on_another_dataset_with_the_same_shapes(tmp_path, capsys):
     assert main(["eval", str(run), f"data.options.folder={tmp_path}", "--data", "idx", "--split", "train"]) == 0
     assert json.loads((run / "eval.json").read_text())["count"] == 9
     assert main(["eval", str(run), "data.options.length=30", "data.options.size=4", "--data", "copy"]) == 2
-    assert "does not fit dataset 'copy'" in capsys.readouterr().err
+    err = capsys.readouterr().err  # another kind of input preparation: refused before any shape is compared
+    assert "trained on 'idx' inputs with kind 'images'" in err and "refusing to evaluate" in err
 
 
 def test_non_interactive_runs_log_a_line_per_interval(tmp_path, caplog):
