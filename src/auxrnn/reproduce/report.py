@@ -35,8 +35,8 @@ def markdown_table(name: str, root: Path = DEFAULT_ROOT) -> str:
     exp = get(name)
     lines = [f"### {exp.title}", "", exp.note, "",
              "| cell | model | setting | ours | validation | paper | status | steps | epochs | wall time | device "
-             "| seed | command |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+             "| precision | seed | command |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     rows = collect(name, root)
     for r in rows:
         cell, s = r["cell"], r["summary"]
@@ -53,7 +53,7 @@ def markdown_table(name: str, root: Path = DEFAULT_ROOT) -> str:
         lines.append(
             f"| {cell.id} | {cell.row} | {cell.column or '–'} | {ours} | {val} | {cell.paper} | {status} | "
             f"{s.get('steps', '–')} | {epochs} | {_wall(s.get('wall_seconds'))} | {s.get('device', '–')} | "
-            f"{s.get('seed', '–')} | `{cell_command(exp, cell)}` |")
+            f"{s.get('precision', '–')} | {s.get('seed', '–')} | `{cell_command(exp, cell)}` |")
     table = "\n".join(lines) + "\n"
     return table + train_test_table(rows) if exp.plot == "train-test" else table
 
