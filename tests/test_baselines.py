@@ -330,7 +330,7 @@ def test_registry_maps_model_configs_and_refuses_contradictions():
     assert model_config("lm-lstm", {"aux": "predict"}).kind == "lm"
     with pytest.raises(ValueError, match="contradicts"):
         model_config("lm-lstm", {"kind": "sa"})
-    with pytest.raises(ValueError, match="unknown model.arch"):
+    with pytest.raises(ValueError, match=r"arch\.name='gpt' is invalid: choose one of rnn, transformer"):
         build_model("gpt", {})
     with pytest.raises(ValueError, match="unknown model option"):
         build_model("transformer", {"widht": 3})

@@ -4,7 +4,9 @@
     auxrnn.py           AuxRNN: LSTM / r-LSTM / p-LSTM (one step = one forward call), StepOutput
     transformer.py      TransformerClassifier, TransformerConfig, matched to the r-LSTM's parameter count
     pretrained_lstm.py  SequencePretrainedLSTM (SA-LSTM, LM-LSTM), PretrainedLSTMConfig, transfer_pretrained
-    registry.py         build(model, arch), check(model, arch), build_trained; build_model(name, cfg) for library use
+    architectures.py    the architecture registry: @register_arch in each architecture's file (timm's style)
+    registry.py         build(model, arch), check(model, arch), build_trained; build_model(name, cfg) for library use:
+                        dispatch through the architecture registry
     objectives.py       the objectives model.aux can name (built in + entry-point group auxrnn.objectives),
                         build_objective(name, cfg): the one mapping from model.* to an objective
     table.py            the parameter table of docs/baselines.md (`python -m auxrnn.models` prints it)
@@ -21,10 +23,11 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-from auxrnn.models.config import (ARCHS, AUX_ALIASES, CELLS, ENCODERS, PHASES, POSITIONS, READOUTS, ArchConfig,
-                                  ModelConfig)
+from auxrnn.models.config import (ARCHS, AUX_ALIASES, CELLS, ENCODERS, PHASES, POSITIONS, READOUTS, Arch,
+                                  ArchConfig, ModelConfig)
 
 _LAZY = {
+    "architectures": ("ArchSpec", "arch_spec", "register_arch"),
     "auxrnn": ("AuxRNN", "StepOutput", "count_parameters", "rnn_parameters"),
     "transformer": ("TransformerClassifier", "TransformerConfig", "matched_transformer_config", "parameter_report",
                     "sinusoidal_positions", "transformer_parameters"),
@@ -38,7 +41,8 @@ _LAZY = {
 }
 _WHERE = {name: module for module, names in _LAZY.items() for name in names}
 
-__all__ = ["ARCHS", "AUX_ALIASES", "CELLS", "ENCODERS", "PHASES", "POSITIONS", "READOUTS", "ArchConfig", "ModelConfig",
+__all__ = ["ARCHS", "AUX_ALIASES", "CELLS", "ENCODERS", "PHASES", "POSITIONS", "READOUTS", "Arch", "ArchConfig",
+           "ModelConfig",
            *_WHERE]
 
 
@@ -55,6 +59,7 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:  # pragma: no cover - what the lazy names are, for type checkers and editors
+    from auxrnn.models.architectures import ArchSpec, arch_spec, register_arch
     from auxrnn.models.auxrnn import AuxRNN, StepOutput, count_parameters, rnn_parameters
     from auxrnn.models.pretrained_lstm import (PRETRAIN_KINDS, PretrainedLSTMConfig, SequencePretrainedLSTM,
                                                lm_windows, transfer_pretrained)

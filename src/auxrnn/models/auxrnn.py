@@ -13,7 +13,8 @@ from auxrnn.core.encoders import Encoder
 from auxrnn.core.heads import feed_forward
 from auxrnn.core.model import AuxModel, StepOutput, count_parameters
 from auxrnn.core.recurrent import Recurrent
-from auxrnn.models.config import ModelConfig
+from auxrnn.models.architectures import register_arch, split_fields
+from auxrnn.models.config import ArchConfig, ModelConfig
 from auxrnn.models.objectives import build_objective, objective_classes
 
 __all__ = ["AuxRNN", "StepOutput", "count_parameters", "rnn_parameters"]
@@ -45,3 +46,21 @@ def rnn_parameters(cfg: ModelConfig) -> dict[str, int]:
     """
     with torch.random.fork_rng(devices=[]), torch.device("meta"):
         return AuxRNN(cfg).num_parameters()
+
+
+def rnn_library_config(cfg=None) -> ModelConfig:
+    """build_model("rnn", cfg): a ModelConfig as given, or one from a dict of its fields (a "kind" is dropped)."""
+    if type(cfg) is ModelConfig:
+        return cfg
+    d = cfg.to_dict() if isinstance(cfg, ModelConfig) else dict(cfg or {})
+    d.pop("kind", None)
+    known, extra = split_fields(d, ModelConfig)
+    if extra:
+        raise ValueError(f"unknown model option(s) {sorted(extra)} for arch 'rnn'")
+    return ModelConfig(**known)
+
+
+@register_arch("rnn", build=AuxRNN, config=rnn_library_config)
+def rnn_config(model: ModelConfig, arch: ArchConfig) -> ModelConfig:
+    """arch.name=rnn: the (r-/p-)LSTM that model.* describes; its objectives are checked when it is built."""
+    return model.validate()

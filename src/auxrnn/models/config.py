@@ -12,7 +12,6 @@ from auxrnn.core.truncation import FULL, parse_truncate  # pure Python: the one 
 
 AUX_ALIASES = {"none": (), "both": ("reconstruct", "predict")}  # model.aux spellings that are not objective names
 PHASES = ("pretrain", "train")
-ARCHS = ("rnn", "transformer", "sa-lstm", "lm-lstm")
 POSITIONS = ("learned", "sinusoidal")
 READOUTS = ("mean", "cls")
 ENCODERS = ("embedding", "scalar", "linear")  # the kinds auxrnn.core.encoders.Encoder builds
@@ -37,13 +36,17 @@ REAL_INPUTS = ("gives real-valued inputs (data.options.quantiser=none): read the
                "(data.options.quantiser=quantile)")
 
 
-def check_fields(cfg, choices: dict[str, tuple], positive: tuple[str, ...]) -> None:
-    """Checks every model config shares: named choices, sizes >= 1, dropout in [0, 1), one vocabulary per channel."""
+def check_fields(cfg, choices: dict[str, tuple], positive: tuple[str, ...], keys: dict[str, str] | None = None) -> None:
+    """Checks every model config shares: named choices, sizes >= 1, dropout in [0, 1), one vocabulary per channel.
+
+    keys: the run-config key of a field that is not `model.<field>` (a refusal names the key a user sets).
+    """
+    keys = keys or {}
     for key, allowed in choices.items():
-        check_choice(f"model.{key}", getattr(cfg, key), allowed)
+        check_choice(keys.get(key, f"model.{key}"), getattr(cfg, key), allowed)
     for key in positive:
         if int(getattr(cfg, key)) < 1:
-            raise bad_value(f"model.{key}", getattr(cfg, key), "must be >= 1")
+            raise bad_value(keys.get(key, f"model.{key}"), getattr(cfg, key), "must be >= 1")
     if not 0.0 <= cfg.dropout < 1.0:
         raise bad_value("model.dropout", cfg.dropout, "must be in [0, 1)")
     if cfg.channels and all(c == 0 for c in cfg.channels):  # real values (quantiser=none)
@@ -127,6 +130,43 @@ class ModelConfig:
         return config_dict(self)
 
 
+@dataclass(frozen=True)
+class Arch:
+    """An architecture as the run config knows it, without torch: arch.name's choices, the pretraining rule the
+    schema checks, and which model.* keys it reads. Its builder is registered by `@register_arch` in `module`
+    (auxrnn.models.architectures), imported on first use.
+
+    pretraining: "optional" (needs model.aux objectives when asked for), "never" or "required".
+    objectives: it builds the objectives model.aux names (they are checked, and must fit the data).
+    why: what a refused pretraining setting is told.
+    """
+
+    module: str
+    reads: str                         # which model.* keys it reads (--help-keys and the run header say it)
+    pretraining: str = "optional"
+    objectives: bool = False
+    why: str = ""
+
+
+TRANSFORMER_READS = ("model.channels, n_classes, encoder, ffn_hidden and dropout as its own; the other size keys "
+                     "(embed_dim, cell, hidden, aux, aux_hidden, aux_layers) only describe the r-LSTM "
+                     "whose parameter count it matches, unless arch.d_model and arch.n_layers are both set")
+# Every architecture arch.name may choose (a test or another package adds one with register_arch(declare=...)).
+ARCHS: dict[str, Arch] = {
+    "rnn": Arch("auxrnn.models.auxrnn", "every model.* key (LSTM, r-LSTM or p-LSTM by model.aux)",
+                objectives=True),
+    "transformer": Arch("auxrnn.models.transformer", TRANSFORMER_READS, pretraining="never",
+                        why="the Transformer has no auxiliary loss, so it has no pretraining phase"),
+    "sa-lstm": Arch("auxrnn.models.pretrained_lstm", "model.* of the plain LSTM (model.aux is ignored), with the "
+                    "r-LSTM decoder (aux_hidden, aux_layers, subseq_len, aux_truncate) as its pretraining head",
+                    pretraining="required", why="without pretraining it would be a plain LSTM: use arch.name=rnn "
+                    "model.aux=none for that"),
+    "lm-lstm": Arch("auxrnn.models.pretrained_lstm", "model.* of the plain LSTM (model.aux and the decoder's keys "
+                    "are ignored); model.aux_truncate is its pretraining window", pretraining="required",
+                    why="without pretraining it would be a plain LSTM: use arch.name=rnn model.aux=none for that"),
+}
+
+
 @dataclass
 class ArchConfig:
     """Which model of the pipeline trains (auxrnn.models.build); model.* describes the LSTM.
@@ -148,7 +188,7 @@ class ArchConfig:
 
     def validate(self) -> "ArchConfig":
         """Choices and sizes of arch.*; raises ValueError naming the key. Returns self."""
-        check_choice("arch.name", self.name, ARCHS)
+        check_choice("arch.name", self.name, tuple(ARCHS))
         check_choice("arch.positions", self.positions, POSITIONS)
         check_choice("arch.readout", self.readout, READOUTS)
         for key in ("d_model", "n_layers", "max_len"):

@@ -9,6 +9,7 @@ Both fine-tune exactly like the plain LSTM (AuxRNN with aux="none"). docs/baseli
 from __future__ import annotations
 
 from dataclasses import dataclass, fields
+from functools import partial
 from typing import Mapping
 
 import torch
@@ -20,8 +21,9 @@ from auxrnn.core.objectives import OBJECTIVES
 from auxrnn.core.objectives.reconstruct import Reconstruct, reconstruct_targets, reconstruct_windows
 from auxrnn.core.recurrent import run_window, scan
 from auxrnn.core.windows import Windows
+from auxrnn.models.architectures import register_arch, split_fields
 from auxrnn.models.auxrnn import AuxRNN, StepOutput, count_parameters
-from auxrnn.models.config import PHASES, ModelConfig
+from auxrnn.models.config import PHASES, ArchConfig, ModelConfig
 from auxrnn.models.objectives import build_objective
 
 PRETRAIN_KINDS = ("sa", "lm")
@@ -44,10 +46,11 @@ class PretrainedLSTMConfig(ModelConfig):
     def validate(self) -> "PretrainedLSTMConfig":
         super().validate()
         if self.aux != "none":
-            raise ValueError(f"model.aux={self.aux!r} is invalid for SA-/LM-LSTM: use 'none' "
-                             "(the pretraining head is chosen by model.kind)")
+            raise ValueError(f"aux={self.aux!r} is invalid for SA-/LM-LSTM: use 'none' (the pretraining head is "
+                             "chosen by kind, which arch.name=sa-lstm or lm-lstm sets)")
         if self.kind not in PRETRAIN_KINDS:
-            raise ValueError(f"model.kind={self.kind!r} is invalid: choose one of {PRETRAIN_KINDS}")
+            raise ValueError(f"kind={self.kind!r} is invalid: choose one of {PRETRAIN_KINDS} (arch.name=sa-lstm or "
+                             "lm-lstm)")
         return self
 
     @classmethod
@@ -181,3 +184,41 @@ def transfer_pretrained(src_state_dict: Mapping[str, torch.Tensor], model: nn.Mo
     result = model.load_state_dict({k: src[k] for k in keys}, strict=False)
     assert not result.unexpected_keys, result.unexpected_keys
     return keys
+
+
+def pretrained_library_config(kind: str, cfg=None) -> PretrainedLSTMConfig:
+    """build_model("sa-lstm" / "lm-lstm", cfg): a PretrainedLSTMConfig of that kind; a ModelConfig's or dict's
+    `aux` is dropped (the architecture decides the pretraining loss)."""
+    name = f"{kind}-lstm"
+    if isinstance(cfg, PretrainedLSTMConfig):
+        if cfg.kind != kind:
+            raise ValueError(f"kind={cfg.kind!r} contradicts arch {name!r}, whose kind is {kind!r}")
+        return cfg
+    d = cfg.to_dict() if isinstance(cfg, ModelConfig) else dict(cfg or {})
+    if d.get("kind", kind) != kind:
+        raise ValueError(f"kind={d['kind']!r} contradicts arch {name!r}, whose kind is {kind!r}")
+    d.pop("aux", None)
+    known, extra = split_fields({**d, "kind": kind}, PretrainedLSTMConfig)
+    if extra:
+        raise ValueError(f"unknown model option(s) {sorted(extra)} for arch {name!r}")
+    return PretrainedLSTMConfig(**known)
+
+
+def pretrained_parameter_text(module: SequencePretrainedLSTM, model: ModelConfig, arch: ArchConfig) -> str:
+    """The plain LSTM's count and its pretraining head's."""
+    n = module.num_parameters()
+    return f"{arch.name}: {n['total']:,} parameters (main {n['main']:,} + pretraining {n['auxiliary']:,})"
+
+
+@register_arch("sa-lstm", build=SequencePretrainedLSTM, config=partial(pretrained_library_config, "sa"),
+               describe=pretrained_parameter_text)
+def sa_lstm_config(model: ModelConfig, arch: ArchConfig) -> PretrainedLSTMConfig:
+    """arch.name=sa-lstm: the plain LSTM of model.* with a sequence-autoencoder pretraining head."""
+    return PretrainedLSTMConfig.of(model, "sa").validate()
+
+
+@register_arch("lm-lstm", build=SequencePretrainedLSTM, config=partial(pretrained_library_config, "lm"),
+               describe=pretrained_parameter_text)
+def lm_lstm_config(model: ModelConfig, arch: ArchConfig) -> PretrainedLSTMConfig:
+    """arch.name=lm-lstm: the plain LSTM of model.* with a language-model pretraining head."""
+    return PretrainedLSTMConfig.of(model, "lm").validate()

@@ -18,8 +18,16 @@ from torch.utils.checkpoint import checkpoint
 from auxrnn.core.encoders import Encoder
 from auxrnn.core.heads import feed_forward
 from auxrnn.core.inputs import check_batch
+from auxrnn.models.architectures import register_arch, split_fields
 from auxrnn.models.auxrnn import StepOutput, count_parameters, rnn_parameters
-from auxrnn.models.config import ENCODERS, PHASES, POSITIONS, READOUTS, ModelConfig, check_fields, config_dict
+from auxrnn.models.config import (ENCODERS, PHASES, POSITIONS, READOUTS, TRANSFORMER_READS, ArchConfig, ModelConfig,
+                                  bad_value, check_fields, config_dict)
+
+
+# The run-config keys of the TransformerConfig fields that arch.* sets (the rest are model.*'s; d_ff is 4 d_model).
+RUN_KEYS = {"d_model": "arch.d_model", "n_layers": "arch.n_layers", "n_heads": "arch.n_heads",
+            "positions": "arch.positions", "readout": "arch.readout", "max_len": "arch.max_len",
+            "d_ff": "TransformerConfig.d_ff"}
 
 
 @dataclass
@@ -44,10 +52,11 @@ class TransformerConfig:
         self.channels = tuple(int(c) for c in self.channels)
 
     def validate(self) -> "TransformerConfig":
+        """Refusals name the run-config key of each field (arch.d_model, model.ffn_hidden, ...)."""
         check_fields(self, {"positions": POSITIONS, "readout": READOUTS, "encoder": ENCODERS},
-                     ("n_classes", "d_model", "n_layers", "n_heads", "d_ff", "max_len", "ffn_hidden"))
+                     ("n_classes", "d_model", "n_layers", "n_heads", "d_ff", "max_len", "ffn_hidden"), RUN_KEYS)
         if self.d_model % self.n_heads:
-            raise ValueError(f"model.d_model={self.d_model!r} is invalid: must be a multiple of n_heads={self.n_heads}")
+            raise bad_value("arch.d_model", self.d_model, f"must be a multiple of arch.n_heads={self.n_heads}")
         return self
 
     def to_dict(self) -> dict:
@@ -126,7 +135,7 @@ class TransformerClassifier(nn.Module):
         h = self.encoder(x)  # (B, T, d)
         if cfg.positions == "learned":
             if T > cfg.max_len:
-                raise ValueError(f"sequence length T={T} exceeds model.max_len={cfg.max_len} of the learned positions")
+                raise ValueError(f"sequence length T={T} exceeds arch.max_len={cfg.max_len} of the learned positions")
             h = h + self.positions[:T].to(h.dtype)  # (B, T, d)
         else:  # decision B3: sinusoidal by default
             h = h + sinusoidal_positions(T, cfg.d_model, h.device, h.dtype)  # (B, T, d)
@@ -160,7 +169,7 @@ class TransformerClassifier(nn.Module):
             raise ValueError(f"phase must be one of {PHASES}, got {phase!r}")
         if phase == "pretrain":  # decision B7
             raise ValueError("the Transformer baseline has no auxiliary loss, so no 'pretrain' phase; "
-                             "set the pretraining steps/epochs to 0 for model.arch=transformer")
+                             "set train.pretrain_steps and train.pretrain_epochs to 0 for arch.name=transformer")
         if y is None:
             raise ValueError("phase 'train' needs labels y")
         logits = self.logits(x, lengths)
@@ -244,3 +253,36 @@ def parameter_report(rnn_cfg: ModelConfig, tf_cfg: TransformerConfig | None = No
             f"d_ff={tf_cfg.d_ff}, positions={tf_cfg.positions}): {tf:,} parameters ({ratio - 1:+.1%})")
     return {"rnn_main": rnn["main"], "rnn_auxiliary": rnn["auxiliary"], "rnn_total": rnn["total"],
             "transformer": tf, "ratio": ratio, "within_10pct": abs(ratio - 1) <= MATCH_TOLERANCE, "text": text}
+
+
+def transformer_library_config(cfg=None) -> TransformerConfig:
+    """build_model("transformer", cfg): a TransformerConfig as given; from a ModelConfig (or a dict with its
+    fields), the matched Transformer, with the dict's TransformerConfig fields as overrides."""
+    if isinstance(cfg, TransformerConfig):
+        return cfg
+    if isinstance(cfg, ModelConfig):
+        return matched_transformer_config(cfg)
+    d = dict(cfg or {})
+    tf, rest = split_fields(d, TransformerConfig)
+    rnn, extra = split_fields(rest, ModelConfig)
+    if extra:
+        raise ValueError(f"unknown model option(s) {sorted(extra)} for arch 'transformer'")
+    shared = {k: d[k] for k in ("channels", "n_classes", "encoder", "ffn_hidden", "dropout") if k in d}
+    return matched_transformer_config(ModelConfig(**{**rnn, **shared}), **tf)
+
+
+def transformer_parameter_text(module: TransformerClassifier, model: ModelConfig, arch: ArchConfig) -> str:
+    """Both counts, the Transformer's and the r-LSTM's of model.* it is matched to, and which model.* it reads."""
+    counts = parameter_report(model, module.cfg, module.num_parameters()["total"])["text"]
+    return f"{counts}. It reads {TRANSFORMER_READS}"
+
+
+@register_arch("transformer", build=TransformerClassifier, config=transformer_library_config,
+               describe=transformer_parameter_text)
+def transformer_config(model: ModelConfig, arch: ArchConfig) -> TransformerConfig:
+    """arch.name=transformer: arch.* fixes what it gives; the rest is matched to the r-LSTM of model.*."""
+    try:
+        return matched_transformer_config(model, **arch.transformer_overrides())
+    except ValueError as exc:
+        raise ValueError(f"arch.name='transformer': {exc}; set both arch.d_model and arch.n_layers to choose "
+                         "its size yourself, or describe the r-LSTM to match with model.*") from None

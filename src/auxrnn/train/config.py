@@ -4,7 +4,7 @@ A run is described by five sections, each a dataclass with a default for every k
 
     data.*   DataConfig    which dataset, batch sizes, loader workers, optional validation split
     model.*  ModelConfig   the (r-/p-)LSTM (auxrnn.models.config; channels and n_classes come from the data)
-    arch.*   ArchConfig    which model of auxrnn.models.ARCHS trains: rnn (default), transformer, sa-lstm, lm-lstm
+    arch.*   ArchConfig    which architecture of auxrnn.models.ARCHS trains: rnn (default), transformer, sa-lstm, ...
     optim.*  OptimConfig   optimizer, learning rate and its schedule, clipping, weight decay
     train.*  TrainConfig   seed, phase lengths, aux_weight, evaluation, device, run folder, time budget
 
@@ -38,7 +38,7 @@ from typing import Any
 
 import yaml
 
-from auxrnn.models.config import ArchConfig, ModelConfig, bad_value, check_choice
+from auxrnn.models.config import ARCHS, ArchConfig, ModelConfig, bad_value, check_choice
 from auxrnn.train.presets import PRESETS, list_presets, preset_layers, preset_path  # noqa: F401 - this API too
 from auxrnn.values import coerce, parse_overrides  # noqa: F401 - parse_overrides is this module's API too
 
@@ -311,21 +311,21 @@ def validate(cfg: RunConfig) -> RunConfig:
 
 
 def _validate_arch(cfg: RunConfig) -> None:
-    """arch.* choices (ArchConfig.validate) and the pretraining rules of each architecture."""
+    """arch.* choices (ArchConfig.validate) and the pretraining rule of the architecture (its ARCHS entry)."""
     a, m, t = cfg.arch, cfg.model, cfg.train
-    a.validate()
+    rule = ARCHS[a.validate().name]
     pretrains = bool(t.pretrain_epochs or t.pretrain_steps)
-    key, val = ("train.pretrain_epochs", t.pretrain_epochs) if t.pretrain_epochs else ("train.pretrain_steps", t.pretrain_steps)
-    if a.name == "rnn" and pretrains and not m.objective_names:
+    key, val = ("train.pretrain_epochs", t.pretrain_epochs) if t.pretrain_epochs else ("train.pretrain_steps",
+                                                                                          t.pretrain_steps)
+    if rule.pretraining == "optional" and rule.objectives and pretrains and not m.objective_names:
         raise ValueError(f"{key}={val} needs an auxiliary loss, but model.aux='none': pretraining is auxiliary-only. "
                          f"Set {key}=0 or model.aux to one of reconstruct, predict, both")
-    if a.name == "transformer" and pretrains:
-        raise ValueError(f"{key}={val} is invalid with arch.name='transformer': the Transformer has no auxiliary "
-                         f"loss, so it has no pretraining phase. Set {key}=0")
-    if a.name in ("sa-lstm", "lm-lstm") and not pretrains:
+    if rule.pretraining == "never" and pretrains:
+        why = rule.why or "it has no pretraining phase"
+        raise ValueError(f"{key}={val} is invalid with arch.name={a.name!r}: {why}. Set {key}=0")
+    if rule.pretraining == "required" and not pretrains:
         raise ValueError(f"arch.name={a.name!r} needs a pretraining phase: set train.pretrain_epochs or "
-                         "train.pretrain_steps > 0 (without pretraining it would be a plain LSTM: use arch.name=rnn "
-                         "model.aux=none for that)")
+                         f"train.pretrain_steps > 0{f' ({rule.why})' if rule.why else ''}")
 
 
 def fit_to_data(cfg: RunConfig, info, n_train: int | None = None) -> RunConfig:

@@ -20,7 +20,7 @@ from auxrnn.values import type_name
 
 # The named choices of the keys that have them (shown by `auxrnn train --help-keys`).
 CHOICES = {"optim.optimizer": OPTIMIZERS, "optim.schedule": SCHEDULES,
-           "model.encoder": ENCODERS, "model.cell": CELLS, "arch.name": ARCHS,
+           "model.encoder": ENCODERS, "model.cell": CELLS,
            "arch.positions": POSITIONS, "arch.readout": READOUTS, "train.precision": PRECISIONS}
 
 
@@ -53,7 +53,8 @@ def describe_keys(sections: dict[str, type] | None = None) -> list[KeyHelp]:
         sections = {name: hints[name] for name in SECTIONS}
     from auxrnn.data import DATASETS  # the registry: the one list of dataset names
 
-    choices = {**CHOICES, "data.name": tuple(DATASETS)}
+    choices = {**CHOICES, "data.name": tuple(DATASETS), "arch.name": tuple(ARCHS)}  # registries: read now
+    reads = " ".join(f"{name} reads {arch.reads}." for name, arch in ARCHS.items())
     out = [KeyHelp("preset", "str", RunConfig.preset, _field_comments(RunConfig)["preset"])]
     for section, cls in sections.items():
         comments, hints, default = _field_comments(cls), typing.get_type_hints(cls), cls()
@@ -62,5 +63,7 @@ def describe_keys(sections: dict[str, type] | None = None) -> list[KeyHelp]:
             text = comments.get(f.name, "")
             if key in choices:
                 text += f" [{' | '.join(choices[key])}]"
+            if key == "arch.name":  # model.* describes the LSTM: say what each other architecture takes from it
+                text += f". {reads}"
             out.append(KeyHelp(key, type_name(hints[f.name]), getattr(default, f.name), text))
     return out
