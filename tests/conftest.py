@@ -13,11 +13,16 @@ from auxrnn.train.cpu import choose_threads
 # AUXRNN_PLOT=1 themselves. Subprocesses inherit it.
 os.environ.setdefault("AUXRNN_PLOT", "0")
 
+# One compute thread per test process unless the caller sets OMP_NUM_THREADS (CI runs the tests that compare
+# numbers again under 2): the tiny runs here are faster on one thread, and a busy machine cannot slow them by
+# oversubscription. The tests of the automatic thread choice remove the variable themselves.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
 # Float sums differ with the thread count on every CPU, so both sides of a test that compares two runs'
-# numbers use this one count: OMP_NUM_THREADS when the caller set it (CI runs those tests under 1 and 2),
-# else the automatic count of one process. In-process runs take SAME_THREADS, subprocesses same_threads_env().
+# numbers use this one count. In-process runs take SAME_THREADS, subprocesses same_threads_env().
 THREADS = choose_threads(0, processes=1)[0]
 SAME_THREADS = f"train.threads={THREADS}"
+torch.set_num_threads(THREADS)  # also for the tests that run no `auxrnn train` (gradients, library)
 
 
 def same_threads_env(**extra: str) -> dict:

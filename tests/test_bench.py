@@ -1,9 +1,12 @@
 """`auxrnn bench` end to end on tiny sizes: the table and the JSON records."""
 import json
 
+import pytest
+
 from auxrnn.cli import main
 
 
+@pytest.mark.slow
 def test_bench_writes_one_record_per_case_with_the_promised_keys(tmp_path, capsys):
     out = tmp_path / "bench.json"
     code = main(["bench", "--models", "lstm-t300,rlstm-20x30", "--lengths", "64,128", "--batch", "2",
@@ -25,6 +28,7 @@ def test_bench_refuses_unknown_models_and_bad_lengths(capsys):
     assert "--lengths must be comma-separated integers" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_bench_concurrent_copies_take_their_share_of_the_cores_and_sum_their_rates(tmp_path, monkeypatch):
     from auxrnn.train.cpu import core_budget
 
@@ -41,6 +45,7 @@ def test_bench_concurrent_copies_take_their_share_of_the_cores_and_sum_their_rat
         assert rec["step_ms"] == round(sum(c["step_ms"] for c in rec["copies"]) / 2, 2)
 
 
+@pytest.mark.slow
 def test_bench_plot_draws_the_cost_panel_from_saved_records(tmp_path, capsys):
     out, png = tmp_path / "bench.json", tmp_path / "cost.png"
     assert main(["bench", "--models", "lstm-full,lstm-t300", "--lengths", "24,48", "--batch", "2", "--steps", "1",
@@ -77,6 +82,7 @@ def test_speedups_pair_records_only_within_the_same_length_batch_device_and_copi
     assert [r.get("vs_full") for r in recs] == [1.0, 3.0, None, None, None]
 
 
+@pytest.mark.slow
 def test_bench_measures_both_precisions_and_names_the_cpus_bf16_support(tmp_path, capsys):
     from auxrnn.train.precision import describe
     import torch

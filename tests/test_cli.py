@@ -125,6 +125,7 @@ def test_check_refuses_cuda_without_cuda(monkeypatch, capsys):
     assert main(["train", "--check", "train.device=cpu"]) == 0
 
 
+@pytest.mark.slow
 def test_a_reader_that_stops_early_gets_no_traceback():
     """`auxrnn presets | head -1`: the closed pipe ends the command quietly (exit 141, as SIGPIPE would)."""
     proc = subprocess.Popen([sys.executable, "-m", "auxrnn", "presets"], stdout=subprocess.PIPE,

@@ -87,6 +87,7 @@ def test_real_pmnist_permutation(mnist_root):
     assert "perm_seed: 0" in repr(a)
 
 
+@pytest.mark.slow
 def test_permutation_identical_across_processes():
     code = "import torch;from auxrnn.data import make_permutation;print(make_permutation(784, 0).tolist())"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout

@@ -7,6 +7,8 @@ import sys
 import threading
 import time
 
+import pytest
+
 from auxrnn.data import MNIST, load_dataset
 from auxrnn.data.integrity import fetch_lock
 from fixtures_formats import small_mnist, write_mnist_folder
@@ -64,6 +66,7 @@ with fetch_lock(sys.argv[1], "X"):
 """
 
 
+@pytest.mark.slow
 def test_two_processes_holding_the_fetch_lock_take_turns(tmp_path):
     trace = tmp_path / "trace.txt"
     procs = [subprocess.Popen([sys.executable, "-c", HOLD, str(tmp_path / "root"), str(trace), str(i)])
@@ -76,6 +79,7 @@ def test_two_processes_holding_the_fetch_lock_take_turns(tmp_path):
     assert all(p[1] == p[3] for p in pairs)  # each one's "in" is followed by its own "out": no interleaving
 
 
+@pytest.mark.slow
 def test_the_fetch_lock_is_released_when_its_holder_dies(tmp_path):
     holder = subprocess.Popen([sys.executable, "-c", "import sys, time\nfrom auxrnn.data.integrity import fetch_lock\n"
                                "with fetch_lock(sys.argv[1], 'X'):\n    print('held', flush=True)\n    time.sleep(60)",

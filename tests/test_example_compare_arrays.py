@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 SCRIPT = Path(__file__).resolve().parents[1] / "examples" / "arrays" / "compare_acsf1.py"
 
@@ -42,6 +43,7 @@ def test_each_method_has_its_grid_and_the_same_budget():
     assert all("data.options.quantiser" not in p for p in grid["rlstm_tokens"])
 
 
+@pytest.mark.slow
 def test_tiny_comparison_selects_on_validation_and_reports_every_seed(tmp_path):
     data = _write_signals(tmp_path / "data")
     runs, report = tmp_path / "runs", tmp_path / "report.json"

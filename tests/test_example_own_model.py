@@ -11,6 +11,7 @@ from fixtures_formats import have_real_mnist
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "own_model.py"
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not have_real_mnist(), reason="set AUXRNN_MNIST_DIR to a folder with the real MNIST files")
 def test_own_model_example_trains_and_ends_with_the_test_accuracy_line(tmp_path):
     done = subprocess.run([sys.executable, str(EXAMPLE), "--steps", "3", "--batch", "8", "--test-size", "50",

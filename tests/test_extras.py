@@ -67,5 +67,5 @@ def test_the_dev_extra_installs_every_optional_dependency_the_tests_cover():
 
 def test_license_and_urls_match_the_metadata():
     project = _pyproject()["project"]
-    assert project["license"] == {"text": "MIT"} and (ROOT / "LICENSE").read_text().startswith("MIT License")
+    assert project["license"] == "MIT" and (ROOT / "LICENSE").read_text().startswith("MIT License")  # SPDX
     assert project["urls"] and all(u.startswith("https://") for u in project["urls"].values())

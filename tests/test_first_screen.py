@@ -34,7 +34,7 @@ def test_the_header_names_the_preset_chain_and_only_what_differs(tmp_path, capsy
 def test_the_step_plan_says_that_pretraining_comes_on_top(tmp_path, capsys):
     assert main(["train", *RUN, f"train.out={tmp_path / 'run'}", "--no-progress"]) == 0
     err = capsys.readouterr().err
-    assert "14 steps in all: 2 pretraining steps (auxiliary loss only) come before the 12 training steps" in err
+    assert "14 steps in all: 12 of training plus 2 of pretraining (auxiliary loss only) before them" in err
     assert " 1 threads" not in err
 
 

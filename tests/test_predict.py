@@ -220,6 +220,7 @@ def test_best_checkpoint_survives_a_resume(tmp_path):
                                                                     straight["best_val_accuracy"])
 
 
+@pytest.mark.slow
 def test_import_auxrnn_stays_light_and_load_is_there():
     code = "import sys, auxrnn; assert 'torch' not in sys.modules; from auxrnn import load; print(load.__module__)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout

@@ -5,6 +5,7 @@ import json
 import os
 from pathlib import Path
 
+import pytest
 import torch
 
 from auxrnn import reproduce
@@ -28,6 +29,7 @@ def _tiny(tmp_path, monkeypatch):
     return exp
 
 
+@pytest.mark.slow
 def test_parallel_cells_run_as_subprocesses_and_resume(tmp_path, monkeypatch):
     _tiny(tmp_path, monkeypatch)
     monkeypatch.delenv("OMP_NUM_THREADS", raising=False)

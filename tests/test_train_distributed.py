@@ -15,6 +15,20 @@ from conftest import TINY_MODEL, same_threads_env, tiny_args
 from fixtures_formats import gz_mnist_folder, have_real_mnist
 
 TINY = tiny_args(35, 4)
+# Anchors are deterministic here (subseq_len = T puts the only valid anchor at T), so the ranks' per-rank
+# anchor seeds cannot make a 2-rank run differ from one process on the same global batch.
+SAME_BATCH = [*TINY, "model.subseq_len=30", "model.aux_truncate=30", "train.pretrain_steps=2", "train.steps=3",
+              "train.checkpoint_every=0", "train.device=cpu", "--no-progress"]
+
+
+@pytest.fixture(scope="module")
+def one_process(tmp_path_factory) -> dict:
+    """The last checkpoint of SAME_BATCH trained by one process: the run both multi-process tests match."""
+    run = tmp_path_factory.mktemp("ddp") / "one"
+    res = subprocess.run([sys.executable, "-m", "auxrnn", "train", *SAME_BATCH, f"train.out={run}"],
+                         capture_output=True, text=True, timeout=120, env=same_threads_env())
+    assert res.returncode == 0, res.stderr[-3000:]
+    return torch.load(run / "checkpoints" / "last.pt", map_location="cpu", weights_only=True)
 
 
 @pytest.mark.slow
@@ -39,23 +53,16 @@ def test_two_gloo_ranks_train_to_identical_parameters(tmp_path):
 
 @pytest.mark.determinism
 @pytest.mark.slow
-def test_two_gloo_ranks_train_like_one_process_on_the_same_global_batch(tmp_path):
+def test_two_gloo_ranks_train_like_one_process_on_the_same_global_batch(tmp_path, one_process):
     """DDP averages the two half-batch gradients into the global batch's, across the pretraining -> training
     boundary (where the wrapper changes: DDP searches for unused parameters only while pretraining leaves
-    the classifier out). Anchors are deterministic here (subseq_len = T puts the only valid anchor at T), so
-    the ranks' per-rank anchor seeds cannot make the runs differ."""
-    args = [*TINY, "model.subseq_len=30", "model.aux_truncate=30", "train.pretrain_steps=2", "train.steps=3",
-            "train.checkpoint_every=0", "train.device=cpu", "--no-progress"]
-    env = same_threads_env()
-    one, two = tmp_path / "one", tmp_path / "two"
-    res = subprocess.run([sys.executable, "-m", "auxrnn", "train", *args, f"train.out={one}"],
-                         capture_output=True, text=True, timeout=120, env=env)
-    assert res.returncode == 0, res.stderr[-3000:]
+    the classifier out)."""
+    two = tmp_path / "two"
     res = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-                          "-m", "auxrnn", "train", *args, f"train.out={two}"], capture_output=True, text=True,
-                         timeout=120, env=env)
+                          "-m", "auxrnn", "train", *SAME_BATCH, f"train.out={two}"], capture_output=True, text=True,
+                         timeout=120, env=same_threads_env())
     assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
-    a = torch.load(one / "checkpoints" / "last.pt", map_location="cpu", weights_only=True)
+    a = one_process
     b = torch.load(two / "checkpoints" / "last.pt", map_location="cpu", weights_only=True)
     assert a["step"] == b["step"] == 5
     for name, p in a["model"].items():
@@ -119,20 +126,15 @@ def _free_port() -> int:
 
 @pytest.mark.determinism
 @pytest.mark.slow
-def test_two_torchrun_agents_as_two_nodes_train_like_one_process(tmp_path):
+def test_two_torchrun_agents_as_two_nodes_train_like_one_process(tmp_path, one_process):
     """The multi-node command of docs/distributed.md on one machine: two agents (--nnodes 2, one rank
     each) meet at a c10d rendezvous on 127.0.0.1 and train like one process on the same global batch."""
-    args = [*TINY, "model.subseq_len=30", "model.aux_truncate=30", "train.pretrain_steps=2", "train.steps=3",
-            "train.checkpoint_every=0", "train.device=cpu", "--no-progress"]
-    env = same_threads_env()
-    one, two = tmp_path / "one", tmp_path / "nodes"
-    res = subprocess.run([sys.executable, "-m", "auxrnn", "train", *args, f"train.out={one}"],
-                         capture_output=True, text=True, timeout=120, env=env)
-    assert res.returncode == 0, res.stderr[-3000:]
+    two = tmp_path / "nodes"
     node = [sys.executable, "-m", "torch.distributed.run", "--nnodes", "2", "--nproc-per-node", "1",
             "--rdzv-backend", "c10d", "--rdzv-endpoint", f"127.0.0.1:{_free_port()}", "--rdzv-id", "auxrnn-test",
-            "-m", "auxrnn", "train", *args, f"train.out={two}"]
-    agents = [subprocess.Popen(node, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+            "-m", "auxrnn", "train", *SAME_BATCH, f"train.out={two}"]
+    agents = [subprocess.Popen(node, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                               env=same_threads_env())
               for _ in range(2)]
     try:
         outs = [a.communicate(timeout=180)[0] for a in agents]
@@ -143,7 +145,7 @@ def test_two_torchrun_agents_as_two_nodes_train_like_one_process(tmp_path):
     assert [a.returncode for a in agents] == [0, 0], "\n".join(o[-3000:] for o in outs)
     summary = json.loads((two / "summary.json").read_text())
     assert summary["world_size"] == 2 and summary["status"] == "finished"
-    a = torch.load(one / "checkpoints" / "last.pt", map_location="cpu", weights_only=True)
+    a = one_process
     b = torch.load(two / "checkpoints" / "last.pt", map_location="cpu", weights_only=True)
     assert a["step"] == b["step"] == 5
     for name, p in a["model"].items():

@@ -55,8 +55,10 @@ def _kill_rank_after_a_checkpoint(agent: subprocess.Popen, run: Path, rank: int 
     raise AssertionError("the run finished or stalled before a rank could be killed")
 
 
-def _straight(tmp_path) -> dict:
-    run = tmp_path / "straight"
+@pytest.fixture(scope="module")
+def straight(tmp_path_factory) -> dict:
+    """The uninterrupted 2-rank run both tests compare with: trained once per module."""
+    run = tmp_path_factory.mktemp("elastic") / "straight"
     res = subprocess.run([*TORCHRUN, "-m", "auxrnn", "train", *ARGS, f"train.out={run}"], capture_output=True,
                          text=True, timeout=300, env=ENV)
     assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
@@ -71,7 +73,7 @@ def _assert_same_parameters(a: dict, b: dict) -> None:
 
 @pytest.mark.slow
 @pytest.mark.determinism
-def test_a_rank_killed_after_a_checkpoint_resumes_with_torchrun_like_an_uninterrupted_run(tmp_path):
+def test_a_rank_killed_after_a_checkpoint_resumes_with_torchrun_like_an_uninterrupted_run(tmp_path, straight):
     run = tmp_path / "killed"
     agent = subprocess.Popen([*TORCHRUN, "-m", "auxrnn", "train", *ARGS, f"train.out={run}"],
                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=ENV)
@@ -89,12 +91,12 @@ def test_a_rank_killed_after_a_checkpoint_resumes_with_torchrun_like_an_uninterr
     assert "resuming at step" in res.stderr
     summary = json.loads((run / "summary.json").read_text())
     assert summary["status"] == "finished" and summary["world_size"] == 2
-    _assert_same_parameters(_straight(tmp_path), ckpt_of(run))
+    _assert_same_parameters(straight, ckpt_of(run))
 
 
 @pytest.mark.slow
 @pytest.mark.determinism
-def test_torchrun_max_restarts_resumes_the_job_from_its_run_folder_by_itself(tmp_path):
+def test_torchrun_max_restarts_resumes_the_job_from_its_run_folder_by_itself(tmp_path, straight):
     run = tmp_path / "elastic"
     # The ranks of a restarted round must not share torchrun's rendezvous store with the dead round: its
     # stale gloo addresses make the new round's connect fail now and then (docs/distributed.md).
@@ -113,7 +115,7 @@ def test_torchrun_max_restarts_resumes_the_job_from_its_run_folder_by_itself(tmp
     resumed = [e["step"] for e in events if e.get("event") == "resume"]
     assert len(resumed) == 1 and 0 < resumed[0] <= killed_after + 4
     assert json.loads((run / "summary.json").read_text())["status"] == "finished"
-    _assert_same_parameters(_straight(tmp_path), ckpt_of(run))
+    _assert_same_parameters(straight, ckpt_of(run))
 
 
 def test_a_restarted_job_resumes_its_own_checkpoint_and_no_other(tmp_path, monkeypatch, capsys):

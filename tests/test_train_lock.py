@@ -57,6 +57,7 @@ def test_a_second_process_is_refused_while_the_first_trains_and_the_first_finish
     refuse_if_owned(run)  # the lock went with its owner
 
 
+@pytest.mark.slow
 def test_a_killed_owner_does_not_block_the_folder(tmp_path):
     run = tmp_path / "run"
     holder = subprocess.Popen([sys.executable, "-c",

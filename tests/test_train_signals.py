@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 
+import pytest
 import torch
 from conftest import tiny_args
 
@@ -25,6 +26,7 @@ def _wait_for(predicate, seconds: float, proc) -> bool:
     return False
 
 
+@pytest.mark.slow
 def test_sigterm_writes_a_loadable_checkpoint_and_exits_cleanly(tmp_path):
     run = tmp_path / "run"
     cmd = [sys.executable, "-m", "auxrnn", "train", *TINY, "train.steps=100000", "train.checkpoint_every=3",

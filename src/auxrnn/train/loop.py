@@ -26,12 +26,10 @@ import datetime as _dt
 import gc
 import logging
 import math
-import os
 import random
 import signal
 import sys
 import time
-from contextlib import nullcontext
 from pathlib import Path
 
 import numpy as np
@@ -44,6 +42,7 @@ from auxrnn.train.config import RunConfig, dump_yaml, fit_to_data
 from auxrnn.train.cpu import flush_denormals, use_threads
 from auxrnn.train.evaluation import device_name, evaluate
 from auxrnn.train.metrics import MetricsLog, MetricsWindow, read_summary, write_summary
+from auxrnn.train.progress import progress_bar, terminal_has_width
 from auxrnn.train.signals import StopSignals
 from auxrnn.train.optim import build_optimizer, lr_at, phase_of, plan_phases
 from auxrnn.train.runs import CONFIG_FILE, owned, write_atomic
@@ -53,14 +52,6 @@ log = logging.getLogger("auxrnn.train")
 
 class NonFiniteLoss(RuntimeError):
     """The loss or the gradient norm became nan/inf; the last good checkpoint is kept."""
-
-
-def terminal_has_width() -> bool:
-    """Whether stderr is a terminal a bar can be drawn on; a pty of size 0 x 0 gets log lines instead."""
-    try:
-        return sys.stderr.isatty() and os.get_terminal_size(sys.stderr.fileno()).columns > 0
-    except (OSError, ValueError):  # no file descriptor (a captured stream)
-        return False
 
 
 def _seed_everything(seed: int, gen: torch.Generator) -> None:
@@ -348,26 +339,17 @@ class Run:
                                       keep_until=self.step if ckpt is not None else -1)
             n_params = self.raw.num_parameters()
             log.info("model %s", models.parameter_text(self.raw, cfg.model, cfg.arch))
-            # train.steps=60 with 20 pretraining steps trains 80: say so, not only the total
-            steps = (f"{plan.total_steps} steps in all: {plan.pretrain_steps} pretraining steps (auxiliary loss only) "
-                     f"come before the {plan.total_steps - plan.pretrain_steps} training steps"
-                     if plan.pretrain_steps else f"{plan.total_steps} step{'' if plan.total_steps == 1 else 's'}")
             log.info("run folder %s | device %s x%d (threads: %s) | precision %s | parameters %s | %d steps/epoch | "
                      "%s%s", self.run_dir, device_name(d.device), d.world_size,
                      self.threads[1], precision.describe(t.precision, d.device) if ckpt is None else self.precision,
-                     n_params, plan.steps_per_epoch, steps,
+                     n_params, plan.steps_per_epoch, plan.describe(),
                      f" | resuming at step {self.step} from {ckpt_file.name}" if ckpt is not None else "")
             self.metrics.write({"kind": "event", "event": "resume" if ckpt is not None else "start", "step": self.step,
                                 "world_size": d.world_size, "device": str(d.device), "params": n_params,
                                 "threads": self.threads[0], "threads_from": self.threads[1],
                                 "precision": self.precision})
-        from tqdm.auto import tqdm
-        from tqdm.contrib.logging import logging_redirect_tqdm
-
         show = d.is_master and (terminal_has_width() if progress is None else progress)
-        bar = tqdm(total=plan.total_steps, initial=self.step, disable=not show, unit="step", dynamic_ncols=True)
-        # while a bar is drawn, log lines go through tqdm.write: above the bar, never into it
-        above_bar = logging_redirect_tqdm([logging.getLogger("auxrnn")], tqdm_class=tqdm) if show else nullcontext()
+        bar, above_bar = progress_bar(plan.total_steps, self.step, show)
         self.t0 = time.monotonic()
         self.window.restart_clock(self.step)
         status, signum = "finished", 0

@@ -65,6 +65,13 @@ class Plan:
     def epoch(self, step: int) -> float:
         return step / self.steps_per_epoch
 
+    def describe(self) -> str:
+        """train.steps=60 with 20 pretraining steps trains 80: the run header says so, not only the total."""
+        if not self.pretrain_steps:
+            return f"{self.total_steps} step{'' if self.total_steps == 1 else 's'}"
+        return (f"{self.total_steps} steps in all: {self.total_steps - self.pretrain_steps} of training plus "
+                f"{self.pretrain_steps} of pretraining (auxiliary loss only) before them")
+
 
 def plan_phases(cfg: RunConfig, n_train: int) -> Plan:
     """Phase lengths in steps, from epochs or steps (one epoch = n_train // batch_size steps)."""
