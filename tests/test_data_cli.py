@@ -32,7 +32,8 @@ def test_info_and_verify_never_download(isolated, capsys, monkeypatch, command, 
     root = isolated / "root"
     assert main(["data", command, name, "--root", str(root)]) == 2
     err = capsys.readouterr().err
-    assert "not found" in err and f"auxrnn data fetch {name}" in err and "Traceback" not in err
+    assert "not found" in err and f"Fetch it with `auxrnn data fetch {name}`" in err and "Traceback" not in err
+    assert "Use download=True" not in err  # a Python argument is no advice on the command line
     assert [p for p in root.rglob("*") if p.is_file()] == [] if root.exists() else True
 
 

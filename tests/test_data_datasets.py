@@ -212,7 +212,8 @@ def test_cifar10_missing_explains_manual_placement(tmp_path):
 def test_missing_dataset_without_download_names_the_fetch_command_and_the_manual_way(tmp_path, monkeypatch, name):
     monkeypatch.setenv("AUXRNN_MNIST_DIR", str(tmp_path / "nowhere"))
     kwargs = {"search_local": False} if "mnist" in name else {}
-    with pytest.raises(RuntimeError, match=rf"not found.*auxrnn data fetch {name}`\) to fetch it\. To place"):
+    with pytest.raises(RuntimeError, match=rf"not found.*Fetch it with `auxrnn data fetch {name}` \(from Python: "
+                                           r"download=True\)\. To place"):
         load_dataset(name, "train", root=tmp_path, download=False, **kwargs)
 
 
@@ -334,6 +335,14 @@ def test_csv_folder_sloppy_files(tmp_path):
     (tmp_path / "test.csv").write_bytes(b'0,"x","y"\n2,"z","w"\n')
     with pytest.raises(ValueError, match=r"test.csv, line 1: class 0 outside 1\.\.2 "):
         load_dataset("csv", "test", folder=tmp_path)
+
+
+def test_a_table_of_numbers_in_csv_is_pointed_to_arrays(tmp_path):
+    (tmp_path / "train.csv").write_text("1,0.5,0.7,0.9\n2,0.1,0.2,0.3\n")
+    with pytest.raises(ValueError, match=r"train.csv, line 1: expected 3 fields .*The csv dataset reads text "
+                                         r"documents \(rows class,title,content\); a table of numbers goes through "
+                                         r"data.name=arrays"):
+        load_dataset("csv", "train", folder=tmp_path)
 
 
 def test_dbpedia_with_byte_order_mark_and_header(tmp_path):

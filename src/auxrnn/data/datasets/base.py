@@ -228,8 +228,8 @@ class _Fetched:
         if self.check_exists():
             return
         if not download:
-            raise RuntimeError(f"{self._not_found()} Use download=True (or `auxrnn data fetch {self.name}`) "
-                               f"to fetch it. {self._manual_hint()}")
+            raise RuntimeError(f"{self._not_found()} Fetch it with `auxrnn data fetch {self.name}` (from Python: "
+                               f"download=True). {self._manual_hint()}")
         self.download()
 
     def download(self) -> None:

@@ -243,7 +243,11 @@ class CSVFolder(_ByteDocuments):
             raise FileNotFoundError(f"{path}: no such file (the csv dataset reads <folder>/{{train,test}}.csv)")
         self.max_len = None if max_len is None else int(max_len)
         self.given_classes = None if n_classes is None else int(n_classes)
-        self._load_csv(path, self.given_classes)
+        try:
+            self._load_csv(path, self.given_classes)
+        except ValueError as exc:  # most often a table of numbers, which is not what this dataset reads
+            raise ValueError(f"{exc}. The csv dataset reads text documents (rows class,title,content); a table of "
+                             "numbers goes through data.name=arrays (docs/data.md)") from None
         self._n_classes = self.given_classes
         if self._n_classes is None:
             self._n_classes = int(self._labels.max()) + 1
