@@ -11,7 +11,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--data", type=Path, required=True, metavar="PATH",
                    help="raw inputs: .npy, .npz (x, optional lengths), .csv (one item per row) or an IDX file")
     p.add_argument("--out", type=Path, required=True, metavar="FILE",
-                   help="FILE.npy (records label, probs) or FILE.csv (label,p0,...); written whole or not at all")
+                   help="FILE.npy: one structured array, np.load(FILE)['label'] (N,) int64 and ['probs'] (N, K) "
+                        "float32; or FILE.csv: rows label,p0,...; written whole or not at all")
     p.add_argument("--checkpoint", default=None, choices=("last", "best"),
                    help="with a run folder: checkpoints/last.pt (default) or checkpoints/best.pt (train.keep_best)")
     p.add_argument("--device", default="cpu", help="cpu (default), cuda, cuda:N or auto")
