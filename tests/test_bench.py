@@ -58,6 +58,7 @@ def test_bench_plot_draws_the_cost_panel_from_saved_records(tmp_path, capsys):
     assert rows(again) == rows(printed) and len(rows(again)) == 4  # the same table, nothing measured again
 
 
+@pytest.mark.slow
 def test_bench_inference_case_and_the_speedup_over_full_bptt(tmp_path, capsys):
     out = tmp_path / "bench.json"
     assert main(["bench", "--models", "lstm-full,lstm-t300,lstm-infer", "--lengths", "48", "--batch", "2",
