@@ -448,6 +448,20 @@ def test_a_data_file_claiming_a_huge_array_is_refused_before_a_run_folder_exists
     assert not run.exists()
 
 
+def test_a_label_of_two_to_the_forty_is_a_bad_file_not_an_out_of_memory(tmp_path, capsys):
+    x, y = np.zeros((8, 30), np.float32), np.arange(8) % 2
+    y_bad = y.astype(np.int64).copy()
+    y_bad[5] = 2**40
+    np.savez(tmp_path / "d.npz", x_train=x, y_train=y_bad, x_test=x, y_test=y)
+    run = tmp_path / "run"
+    assert main(["train", "--preset", "none", "data.name=arrays", f"data.options.path={tmp_path / 'd.npz'}",
+                 "data.batch_size=4", "model.subseq_len=10", "model.truncate=10", "model.aux_truncate=10",
+                 "train.steps=2", f"train.out={run}"]) == 2
+    line = _one_error_line(capsys.readouterr().err)
+    assert "y_train" in line and str(2**40) in line and "row 5" in line and "oom" not in line.lower()
+    assert not run.exists()
+
+
 @pytest.mark.slow
 @pytest.mark.determinism
 def test_a_run_killed_at_any_write_or_rename_of_a_save_resumes_to_the_straight_runs_weights(tmp_path, monkeypatch):

@@ -49,6 +49,9 @@ def mapping_state(quantiser: Quantiser | None, standardiser: Standardiser | None
     return out
 
 
+MAX_INFERRED_CLASSES = 1 << 20  # more classes than this are taken only when n_classes names them
+
+
 class NumpyArrays(SequenceDataset):
     """Any NumPy arrays (docs/data.md: layouts, checks, the quantiser; decision D9).
 
@@ -183,6 +186,12 @@ class NumpyArrays(SequenceDataset):
                     f"{test.y_field}: holds label {int(test.y[i])} at row {test.row(i)}{self._which(test)}, but the "
                     f"training labels are 0..{top} (n_classes = largest training label + 1 = {top + 1}); give option "
                     "n_classes if the training split lacks some classes")
+            if top >= MAX_INFERRED_CLASSES:  # a corrupt label would otherwise size the classifier (2^40 outputs)
+                i = int(np.argmax(train.y == top))
+                raise ValueError(
+                    f"{train.y_field}: holds label {top} at row {train.row(i)}{self._which(train)}, which would make "
+                    f"{top + 1} classes; labels are 0..K-1 class indices (a damaged file?). Give option n_classes "
+                    f"to use more than {MAX_INFERRED_CLASSES} classes")
             self.n_classes = top + 1
 
     def _which(self, part: Part) -> str:
