@@ -318,7 +318,7 @@ EXPERIMENTS: dict[str, Experiment] = {e.name: e for e in [
     _ablation("ablation-weight", "Auxiliary loss weight",
               [("w0.1", "aux_weight 0.1", "mnist_rlstm_t300_w0p1"), ("w1", "aux_weight 1", "mnist_rlstm_t300"),
                ("w10", "aux_weight 10", "mnist_rlstm_t300_w10")]),
-    Experiment("default", "The default job (preset `default`): five minutes on a CPU",
+    Experiment("default", "The default job (preset `default`): minutes on a CPU",
                "A smoke test of the whole pipeline on real MNIST, not a paper number.",
                [Cell("default", "r-LSTM (small)", "default", "unknown")]),
 ]}
