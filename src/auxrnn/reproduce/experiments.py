@@ -189,7 +189,7 @@ def _delay_cpu() -> Experiment:
         "accuracy (%)",
         "The table2-mnist-cpu settings (1550 steps) on MNIST followed by 316 blank steps (data.options.delay=316): "
         "the supervised Truncate300 window [800, 1100) holds no pixel of the image, so a classifier of the window "
-        "alone is at chance by construction. Every arm runs in bf16 (2.5x cheaper per step than float32 on the "
+        "alone is at chance by construction. Every arm runs in bf16 (1.7x cheaper per step than float32 on the "
         "AMD EPYC these ran on); the float32 r-LSTM is the precision check. The noise row appends uniform random "
         "pixels instead of blanks (data.options.delay_fill=noise). No paper number: the paper has no such "
         "experiment; its claim (Fig. 3) is that the r-LSTM learns from beyond its truncation window.",
