@@ -98,6 +98,15 @@ def test_a_two_dimensional_array_is_never_reshaped_into_channels():
     assert x.shape == (1, 16, 3) and lengths.tolist() == [16]
 
 
+def test_a_single_one_channel_item_without_its_batch_axis_is_not_read_as_one_step_items():
+    prep = InputPreparation.of("arrays", {}, {"vocab": np.array([4])}, (4,))
+    with pytest.raises(ValueError, match=r"\(30, 1\) would be 30 items of a single step each.*\(1, 30\)"):
+        prep(np.zeros((30, 1), np.int64))  # one item (T, 1): once read as 30 items of one step
+    x, lengths = prep(np.zeros((1, 30), np.int64))
+    assert x.shape == (1, 30, 1) and lengths.tolist() == [30]
+    assert prep(np.zeros((1, 1), np.int64))[0].shape == (1, 1, 1)  # one item of one step stays possible
+
+
 def test_a_csv_row_of_T_times_C_numbers_is_read_step_major_by_its_reader(tmp_path):
     (tmp_path / "x.csv").write_text("0,1,2,3,0,1\n")
     x, _ = read_inputs(tmp_path / "x.csv", channels=3)

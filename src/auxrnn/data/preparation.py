@@ -154,6 +154,9 @@ class InputPreparation:
         if x.ndim == 2 and C > 1:  # never reshaped here: (N, T*C) and a single item (T, C) look alike
             raise ValueError(f"inputs of shape {x.shape} have one value per step, but this model reads {C} channels: "
                              f"give (N, T, {C}) (a single item too: x[None])")
+        if x.ndim == 2 and x.shape[1] == 1 and x.shape[0] > 1:  # (T, 1): one item with its channel axis, not T items
+            raise ValueError(f"inputs of shape {x.shape} would be {x.shape[0]} items of a single step each; a single "
+                             f"item of {x.shape[0]} steps is (1, {x.shape[0]}): x.T or x[None, :, 0]")
         if x.ndim == 2:
             x = x[..., None]
         if x.ndim != 3 or 0 in x.shape:
