@@ -112,6 +112,7 @@ def plot_curves(name: str, root: Path = DEFAULT_ROOT, out: Path | None = None) -
         return None
     if cost:
         _draw_cost(*cost, Path(root) / name / BENCH)
+        ax.set_xlim(*cost[0].get_xlim())  # accuracy and cost on one T axis
     ax.axhline(CHANCE, linestyle=":", color="gray", label=f"chance ({CHANCE:.0f}%)")
     ax.grid(alpha=0.3)
     ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.12), ncol=2, fontsize=8)  # below: never over a curve
@@ -263,14 +264,16 @@ def _draw_cost(ax_time, ax_mem, path: Path) -> None:
     import json
 
     records = json.loads(path.read_text()) if path.is_file() else []
-    for model in dict.fromkeys(r["model"] for r in records):
-        mine = sorted((r for r in records if r["model"] == model and r.get("step_ms") is not None),
-                      key=lambda r: r["T"])
-        if not mine:
-            continue
-        label = f"{model} ({mine[0].get('precision', 'fp32')})"
-        ax_time.plot([r["T"] for r in mine], [r["step_ms"] / 1000 for r in mine], marker="o", label=label)
-        ax_mem.plot([r["T"] for r in mine], [r["peak_mib"] / 1024 for r in mine], marker="o", label=label)
+    for i, model in enumerate(dict.fromkeys(r["model"] for r in records)):
+        for precision in dict.fromkeys(r.get("precision", "fp32") for r in records):
+            mine = sorted((r for r in records if r["model"] == model and r.get("precision", "fp32") == precision
+                           and r.get("step_ms") is not None), key=lambda r: r["T"])
+            if not mine:
+                continue
+            style = dict(marker="o", color=f"C{i}", linestyle="-" if precision == "fp32" else "--",
+                         label=f"{model} ({precision})")
+            ax_time.plot([r["T"] for r in mine], [r["step_ms"] / 1000 for r in mine], **style)
+            ax_mem.plot([r["T"] for r in mine], [r["peak_mib"] / 1024 for r in mine], **style)
     where = (f"{records[0]['device']}, batch {records[0]['batch']}, {records[0].get('threads', '?')} thread(s)"
              if records else f"no {path.name} yet: auxrnn bench --json {path}")
     for a, what in ((ax_time, "seconds per training step"), (ax_mem, "peak memory per step (GiB)")):
