@@ -21,7 +21,7 @@ import torch
 
 FILLS = ("blank", "noise")
 OPTIONS: dict[str, Any] = {"delay": 0, "delay_fill": "blank", "delay_seed": 0}  # name -> default
-OPTION_TYPES: dict[str, type] = {"delay": int, "delay_fill": str, "delay_seed": int}
+OPTION_TYPES: dict[str, type] = {k: type(v) for k, v in OPTIONS.items()}  # each option's type is its default's
 _STREAM = {"train": 0, "test": 1, "predict": 2}
 
 
