@@ -220,7 +220,7 @@ def test_the_onednn_probe_leaves_the_random_stream_alone():
 
 def test_the_length_experiments_are_what_the_issue_set():
     """delay-mnist-cpu: T = 1100 with the label before the Truncate300 window; fig3-mnist-cpu: five lengths,
-    the 784 cells reused from table2-mnist-cpu."""
+    every one in bf16."""
     from auxrnn.data import static_info
 
     delay = {c.id: c for c in reproduce.get("delay-mnist-cpu").cells}
@@ -234,12 +234,10 @@ def test_the_length_experiments_are_what_the_issue_set():
     fig3 = reproduce.get("fig3-mnist-cpu").cells
     lengths = {c.column for c in fig3}
     assert lengths == {"T=784", "T=1600", "T=3136", "T=6400", "T=16384"}
-    for c in fig3:
-        if c.column == "T=784":
-            assert c.run == f"table2-mnist-cpu/{c.id.rsplit('_', 1)[0]}" and not c.overrides
-        else:
-            side = c.overrides["data.options.side"]
-            assert c.column == f"T={side * side}" == f"T={static_info('mnist', {'side': side}).seq_len}"
+    for c in fig3:  # one precision at every length: no float32 cell is reused at T = 784
+        side = c.overrides["data.options.side"]
+        assert c.column == f"T={side * side}" == f"T={static_info('mnist', {'side': side}).seq_len}"
+        assert c.run is None and c.overrides["train.precision"] == "bf16"
     assert {c.column for c in fig3 if c.row == "p-LSTM Truncate300"} == {"T=3136", "T=16384"}
 
 
