@@ -17,7 +17,8 @@ DOCS = Path(__file__).resolve().parents[1] / "docs"
 RESULTS = DOCS / "results"
 MARKED = re.compile(r"<!-- BEGIN auxrnn reproduce (\S+) -->.*?<!-- END auxrnn reproduce \1 -->", re.S)
 # Experiments whose resumed cells the prose must all name (RESUMED below).
-EXPERIMENTS = ("table2-mnist-cpu", "fig4-mnist-cpu", "fig5-mnist-cpu", "ceiling-mnist-cpu", "table2-pmnist-cpu")
+EXPERIMENTS = ("table2-mnist-cpu", "fig4-mnist-cpu", "fig5-mnist-cpu", "ceiling-mnist-cpu", "table2-pmnist-cpu",
+               "delay-mnist-cpu")
 
 
 @cache
@@ -52,6 +53,12 @@ def last_train(cell: str, key: str) -> float:
     return [r[key] for r in _records(cell) if r["kind"] == "train"][-1]
 
 
+def late_mean(cell: str, key: str, after: int = 1350) -> float:
+    """The mean of a training metric over the logged steps after `after` (the last 175 steps of 1550)."""
+    values = [r[key] for r in _records(cell) if r["kind"] == "train" and r["step"] > after]
+    return sum(values) / len(values)
+
+
 def probe(path: str, row: str) -> float:
     """A row of a saved window_probe.py output."""
     rows = dict(re.findall(r"^  (.+?)\s+(\d+\.\d\d)$", (RESULTS / path).read_text(), re.M))
@@ -62,7 +69,7 @@ def bench(name: str, precision: str) -> float:
     return next(r["step_ms"] for r in json.loads((DOCS / name).read_text()) if r["precision"] == precision)
 
 
-T2, F4, F5, CEIL, PM = (f"{e}/" for e in EXPERIMENTS)
+T2, F4, F5, CEIL, PM, DELAY = (f"{e}/" for e in EXPERIMENTS)
 XEON, AMD = "Intel(R) Xeon(R)", "AMD EPYC"
 WINDOW_SMNIST = "ceiling-mnist-cpu/rlstm_t300_x2/window_probe.txt"
 WINDOW_PMNIST = "table2-pmnist-cpu/rlstm_t300/window_probe.txt"
@@ -140,6 +147,29 @@ CLAIMS = [
      lambda: (probe(WINDOW_SMNIST, "as trained"), probe(WINDOW_SMNIST, "steps [0, 484) from another example"))),
     ("results.md", "costs it {:.2f} points",
      lambda: (probe(WINDOW_SMNIST, "as trained") - probe(WINDOW_SMNIST, "steps [0, 484) from another example"),)),
+    ("results.md", "missed on both** ({:.2f}% with seed 0, {:.2f}% with seed 1)",
+     lambda: (acc(DELAY + "rlstm_t300_bf16"), acc(DELAY + "rlstm_t300_seed1"))),
+    ("results.md", "Seed 0 climbs to the end ({:.2f}% at step 200, {:.2f}% at 800, {:.2f}% at 1550); seed 1 peaks at "
+     "{:.2f}% at step 1200 and falls back to {:.2f}%",
+     lambda: (*(evals(DELAY + "rlstm_t300_bf16")[s] for s in (200, 800, 1550)),
+              evals(DELAY + "rlstm_t300_seed1")[1200], acc(DELAY + "rlstm_t300_seed1"))),
+    ("results.md", "**LSTM Truncate300** (no bar): {:.2f}% with both seeds",
+     lambda: (acc(DELAY + "lstm_t300"),) if acc(DELAY + "lstm_t300") == acc(DELAY + "lstm_t300_seed1") else (-1,)),
+    ("results.md", "**r-LSTM with noise fill ≥ 25%: missed** ({:.2f}%, seed 0; chance at every evaluation, "
+     "{:.2f}–{:.2f}%)",
+     lambda: (acc(DELAY + "rlstm_t300_noise"), min(evals(DELAY + "rlstm_t300_noise").values()),
+              max(evals(DELAY + "rlstm_t300_noise").values()))),
+    ("results.md", "Its training batches reach {:.2f}% (mean of steps 1375–1550) and its supervised loss {:.3f}",
+     lambda: (late_mean(DELAY + "rlstm_t300_noise", "train_acc"), late_mean(DELAY + "rlstm_t300_noise", "sup_loss"))),
+    ("results.md", "(seed 0: {:.2f}% training batches, {:.2f}% test)",
+     lambda: (late_mean(DELAY + "rlstm_t300_bf16", "train_acc"), acc(DELAY + "rlstm_t300_bf16"))),
+    ("results.md", "(mean auxiliary loss {:.3f} against {:.3f} with blanks, same steps)",
+     lambda: (late_mean(DELAY + "rlstm_t300_noise", "aux_loss"), late_mean(DELAY + "rlstm_t300_bf16", "aux_loss"))),
+    ("results.md", "is {:.2f} points with seed 0 and {:.2f} with seed 1",
+     lambda: (acc(DELAY + "rlstm_t300_bf16") - acc(DELAY + "lstm_t300"),
+              acc(DELAY + "rlstm_t300_seed1") - acc(DELAY + "lstm_t300_seed1"))),
+    ("results.md", "the noise-fill r-LSTM at steps {} and {}, the r-LSTM with seed 1 at step {}",
+     lambda: (*resumes(DELAY + "rlstm_t300_noise"), *resumes(DELAY + "rlstm_t300_seed1"))),
     ("performance.md", "{:.0f} ms per step in float32, {:.0f} ms in bf16, {:.2f}×",
      lambda: (bench("bench-cpu-bf16.json", "fp32"), bench("bench-cpu-bf16.json", "bf16"),
               bench("bench-cpu-bf16.json", "fp32") / bench("bench-cpu-bf16.json", "bf16"))),
@@ -154,7 +184,8 @@ MACHINES = {**{T2 + c: XEON for c in ("lstm_t300", "rlstm_t300", "plstm_t300", "
 # The resumed cells the prose names (each by a CLAIMS entry above).
 RESUMED = {T2 + c for c in ("lstm_t300", "plstm_t300", "rlstm_t300_adam", "plstm_t300_adam", "rlstm_t300_seed1")} | {
     F4 + c for c in ("rlstm_t100", "rlstm_t50", "rlstm_t1", "rlstm_t0", "plstm_t0")} | {
-    F5 + "lstm_full", F5 + "rlstm_t300", CEIL + "lstm_t300_x2", CEIL + "rlstm_t300_x2", PM + "plstm_t300"}
+    F5 + "lstm_full", F5 + "rlstm_t300", CEIL + "lstm_t300_x2", CEIL + "rlstm_t300_x2", PM + "plstm_t300",
+    DELAY + "rlstm_t300_noise", DELAY + "rlstm_t300_seed1"}
 
 
 @pytest.mark.parametrize("doc,fragment,values", CLAIMS, ids=[c[1][:40] for c in CLAIMS])
