@@ -156,3 +156,55 @@ def test_the_usable_cores_follow_the_affinity_not_the_machine(tmp_path):
     from auxrnn.train.cpu import core_budget
 
     assert core_budget(cgroup=tmp_path).usable == len(os.sched_getaffinity(0))
+
+
+# A heap with freed pages in its middle: 300 blocks of 1 MiB, below a raised mmap threshold so they come from
+# the heap as a run's tensors do, every other one freed, the last one kept so glibc cannot trim the top itself.
+FRAGMENT = """
+import ctypes, json, sys
+from auxrnn.train.cpu import release_free_memory
+libc = ctypes.CDLL(None)
+libc.malloc.restype, libc.malloc.argtypes = ctypes.c_void_p, [ctypes.c_size_t]
+libc.free.argtypes = [ctypes.c_void_p]
+libc.mallopt(-3, 64 << 20)  # M_MMAP_THRESHOLD: 1 MiB blocks from the heap, as after a large free
+def anon():
+    return int(next(l for l in open("/proc/self/status") if l.startswith("RssAnon")).split()[1]) // 1024
+blocks = [libc.malloc(1 << 20) for _ in range(300)]
+for b in blocks:
+    ctypes.memset(b, 1, 1 << 20)
+for b in blocks[:-1:2]:
+    libc.free(b)
+before = anon()
+released = release_free_memory(sys.argv[1])
+print(json.dumps({"before": before, "after": anon(), "released": released}))
+"""
+
+
+def test_release_free_memory_gives_the_heaps_freed_middle_back(tmp_path):
+    import json
+    import subprocess
+    import sys
+
+    from auxrnn.train import cpu
+
+    if cpu._malloc_trim() is None:
+        pytest.skip("no glibc malloc_trim in this C library")
+    run = lambda device: json.loads(subprocess.run(  # noqa: E731
+        [sys.executable, "-c", FRAGMENT, device], capture_output=True, text=True, check=True).stdout)
+    kept = run("meta")  # not a CPU run: nothing is touched
+    assert not kept["released"] and kept["after"] >= kept["before"] - 16
+    freed = run("cpu")
+    assert freed["released"] and freed["before"] - freed["after"] >= 100  # of the 150 MiB freed
+
+
+def test_a_cpu_run_gives_free_memory_back_at_every_log_step_and_evaluation(tmp_path, monkeypatch):
+    from auxrnn.cli import main
+    from auxrnn.train import loop
+    from conftest import tiny_args
+
+    calls = []
+    monkeypatch.setattr(loop, "release_free_memory", lambda device: calls.append(str(device)) or True)
+    args = tiny_args(32, 8, "train.steps=6", "train.eval_every=3", "train.checkpoint_every=0", log_every=2)
+    assert main(["train", *args, f"train.out={tmp_path / 'run'}", "--no-progress"]) == 0
+    # log steps 2, 4, 6; evaluations at 3 and at the end
+    assert calls == ["cpu"] * 5

@@ -39,7 +39,7 @@ from auxrnn import models
 from auxrnn.memory import is_oom
 from auxrnn.train import batches, checkpoint, distributed, precision
 from auxrnn.train.config import RunConfig, dump_yaml, fit_to_data
-from auxrnn.train.cpu import flush_denormals, use_threads
+from auxrnn.train.cpu import flush_denormals, release_free_memory, use_threads
 from auxrnn.train.evaluation import device_name, evaluate
 from auxrnn.train.metrics import MetricsLog, MetricsWindow, read_summary, write_summary
 from auxrnn.train.progress import progress_bar, terminal_has_width
@@ -278,6 +278,7 @@ class Run:
                 c, n = evaluate(self.raw, ds, self.cfg, self.d, self.precision)
                 rec.update({f"{key}_acc": 100.0 * c / n, f"{key}_correct": c, f"{key}_count": n})
         rec["eval_seconds"] = time.monotonic() - te
+        release_free_memory(self.d.device)
         if self.best is not None:
             self.best.offer(rec["val_acc"], step, self.d.is_master, lambda: {
                 "config": self.cfg.to_dict(), "model": self.raw.state_dict(), "data": self.splits.extra_state})
@@ -387,6 +388,7 @@ class Run:
                     nonlocal synced
                     if not synced:
                         self.log(show, bar)
+                        release_free_memory(d.device)
                         synced = True
 
                 if step % t.log_every == 0 or step == plan.total_steps:
