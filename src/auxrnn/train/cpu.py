@@ -18,7 +18,7 @@ Free pages: a CPU step allocates tensors of many sizes (catch-up reads and windo
 anchors; bf16 autocast adds casts), below glibc's mmap threshold, which rises to 32 MiB after the first large
 free. They come from one heap whose freed middle glibc keeps: a bf16 r-LSTM at T = 16384 held 4.4 GiB after
 250 steps, of which malloc_trim returned 3.5 GiB at once, and a T = 1100 run reached 10 GiB. A run on the CPU
-therefore returns them at every log interval and after every evaluation (`release_free_memory`).
+therefore returns them at every log interval (`release_free_memory`): an evaluation's go at the next one.
 """
 from __future__ import annotations
 

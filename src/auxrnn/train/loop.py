@@ -11,7 +11,7 @@
     run.step(batch)    one optimizer step; no host synchronisation (losses and the finite check stay on
                        the device until the next log line)
     run.log()          every train.log_every steps: sync once, check finite, write a metrics line, agree
-                       with the other ranks on stopping (signal, time budget)
+                       with the other ranks on stopping (signal, time budget); on a CPU, free heap pages go back
     run.evaluate()     test (and validation) accuracy; with train.keep_best, best.pt when validation improves
     run.checkpoint()   everything a resume needs, the running metrics window included
     run.finish()       the final evaluation and summary.json
@@ -255,10 +255,9 @@ class Run:
             where = f"at step {first}" if step - first == 1 else f"in steps {first}..{step - 1}"
             what = (f"non-finite loss ({rec['loss']})" if not math.isfinite(rec.get("loss", math.nan))
                     else "non-finite gradient norm")
-            raise NonFiniteLoss(
-                f"{what} {where} in phase {phase!r} (lr {lr:g}); "
-                f"stopped without writing a checkpoint. The last good one is {self.ckpt_path}"
-                f"{'' if self.ckpt_path.exists() else ' (none written yet)'}; lower optim.lr or check optim.clip")
+            none = "" if self.ckpt_path.exists() else " (none written yet)"
+            raise NonFiniteLoss(f"{what} {where} in phase {phase!r} (lr {lr:g}); stopped without writing a checkpoint. "
+                                f"The last good one is {self.ckpt_path}{none}; lower optim.lr or check optim.clip")
         if self.d.is_master:
             self.metrics.write(rec)
             bar.set_postfix(loss=f"{rec['loss']:.4f}", acc=rec.get("train_acc", "-"), refresh=False)
@@ -278,7 +277,6 @@ class Run:
                 c, n = evaluate(self.raw, ds, self.cfg, self.d, self.precision)
                 rec.update({f"{key}_acc": 100.0 * c / n, f"{key}_correct": c, f"{key}_count": n})
         rec["eval_seconds"] = time.monotonic() - te
-        release_free_memory(self.d.device)
         if self.best is not None:
             self.best.offer(rec["val_acc"], step, self.d.is_master, lambda: {
                 "config": self.cfg.to_dict(), "model": self.raw.state_dict(), "data": self.splits.extra_state})
