@@ -18,7 +18,7 @@ RESULTS = DOCS / "results"
 MARKED = re.compile(r"<!-- BEGIN auxrnn reproduce (\S+) -->.*?<!-- END auxrnn reproduce \1 -->", re.S)
 # Experiments whose resumed cells the prose must all name (RESUMED below).
 EXPERIMENTS = ("table2-mnist-cpu", "fig4-mnist-cpu", "fig5-mnist-cpu", "ceiling-mnist-cpu", "table2-pmnist-cpu",
-               "delay-mnist-cpu")
+               "delay-mnist-cpu", "fig3-mnist-cpu")
 
 
 @cache
@@ -68,6 +68,12 @@ def epoch_means(cell: str, key: str) -> tuple[float, ...]:
     return tuple(sum(v) / len(v) for _, v in sorted(by_epoch.items()))
 
 
+def ink(side: int) -> float:
+    """The share of the ink (%) in the last 300 steps at `side`, from scripts/ink_in_window.py's saved output."""
+    return float(re.search(rf"side +{side} .* (\d+\.\d\d)%$", (RESULTS / "fig3-mnist-cpu/ink_in_window.txt").read_text(),
+                           re.M).group(1))
+
+
 def probe(path: str, row: str) -> float:
     """A row of a saved window_probe.py output."""
     rows = dict(re.findall(r"^  (.+?)\s+(\d+\.\d\d)$", (RESULTS / path).read_text(), re.M))
@@ -78,7 +84,7 @@ def bench(name: str, precision: str) -> float:
     return next(r["step_ms"] for r in json.loads((DOCS / name).read_text()) if r["precision"] == precision)
 
 
-T2, F4, F5, CEIL, PM, DELAY = (f"{e}/" for e in EXPERIMENTS)
+T2, F4, F5, CEIL, PM, DELAY, F3 = (f"{e}/" for e in EXPERIMENTS)
 XEON, AMD = "Intel(R) Xeon(R)", "AMD EPYC"
 WINDOW_SMNIST = "ceiling-mnist-cpu/rlstm_t300_x2/window_probe.txt"
 WINDOW_PMNIST = "table2-pmnist-cpu/rlstm_t300/window_probe.txt"
@@ -181,6 +187,14 @@ CLAIMS = [
               acc(DELAY + "rlstm_t300_seed1") - acc(DELAY + "lstm_t300_seed1"))),
     ("results.md", "the noise-fill r-LSTM at steps {} and {}, the r-LSTM with seed 1 at step {}",
      lambda: (*resumes(DELAY + "rlstm_t300_noise"), *resumes(DELAY + "rlstm_t300_seed1"))),
+    ("results.md", "The last 300 steps hold {:.2f}% of the ink at T = 784, {:.2f}% at 1600, {:.2f}% at 3136, "
+     "{:.2f}% at 6400 and {:.2f}% at 16384", lambda: tuple(ink(side) for side in (28, 40, 56, 80, 128))),
+    ("results.md", "With {:.2f}% of the ink in its supervised window", lambda: (ink(56),)),
+    ("results.md", "at T = 3136: met** ({:.2f}% against {:.2f}%, by {:.2f} points over the bar)",
+     lambda: (acc(F3 + "rlstm_t300_56"), acc(F3 + "lstm_t300_56"),
+              acc(F3 + "rlstm_t300_56") - acc(F3 + "lstm_t300_56") - 20)),
+    ("results.md", "the r-LSTM leaves chance between steps 400 and 800 ({:.2f}%, then {:.2f}%) and is still climbing "
+     "at the end ({:.2f}% at step 1200)", lambda: tuple(evals(F3 + "rlstm_t300_56")[s] for s in (400, 800, 1200))),
     ("performance.md", "{:.0f} ms per step in float32, {:.0f} ms in bf16, {:.2f}×",
      lambda: (bench("bench-cpu-bf16.json", "fp32"), bench("bench-cpu-bf16.json", "bf16"),
               bench("bench-cpu-bf16.json", "fp32") / bench("bench-cpu-bf16.json", "bf16"))),
@@ -216,7 +230,7 @@ def test_every_resumed_cell_is_named():
 
 
 def test_the_cells_the_prose_calls_at_chance_never_leave_it():
-    for cell, last in ((T2 + "lstm_t300", 1100), (T2 + "lstm_t300_fb0", 1550), (T2 + "lstm_t300_seed1", 1550),
+    for cell, last in ((F3 + "lstm_t300_56", 1550), (T2 + "lstm_t300", 1100), (T2 + "lstm_t300_fb0", 1550), (T2 + "lstm_t300_seed1", 1550),
                        (CEIL + "lstm_t300_x2", 2600), (CEIL + "ceiling_300", 1550)):
         assert all(a <= 11.35 for s, a in evals(cell).items() if s <= last), cell
 

@@ -241,8 +241,8 @@ def _figure3_cpu() -> Experiment:
         "fig3-mnist-cpu", "Figure 3 at CPU scale, MNIST resized to T = 784 ... 16384: test accuracy (%) against T",
         "The table2-mnist-cpu settings (1550 steps, seed 0) in bf16 on MNIST resized to side x side "
         "(data.options.side; bilinear), T = side². The last 300 steps hold 35% of the ink at T = 784, 6.3% at "
-        "1600, 0.55% at 3136, 0.10% at 6400 and 0.01% at 16384, so from T = 3136 on the label lies before the "
-        "Truncate300 window. Every point runs in bf16 (1.7x cheaper per step than float32 on the AMD EPYC "
+        "1600, 0.54% at 3136, 0.10% at 6400 and 0.01% at 16384 (scripts/ink_in_window.py), so from T = 3136 on "
+        "the label lies before the Truncate300 window. Every point runs in bf16 (1.7x cheaper per step than float32 on the AMD EPYC "
         "these ran on), T = 784 too: the float32 table2-mnist-cpu cells are not reused. This is MNIST resized, "
         "not the paper's StanfordDogs (experiment figure3).", cells, plot="length")
 
