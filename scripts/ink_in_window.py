@@ -14,8 +14,19 @@ import argparse
 import numpy as np
 
 
+def ink_shares(images: np.ndarray, sides: list[int], keep: int) -> dict[int, float]:
+    """uint8 images (N, H, W) -> {side: % of the summed pixel values in the last `keep` steps after the resize}."""
+    from auxrnn.data import resize
+
+    shares = {}
+    for side in sides:
+        seqs = resize.resize_images(images, side).reshape(len(images), -1).astype(np.float64)
+        shares[side] = 100.0 * seqs[:, -keep:].sum() / seqs.sum()
+    return shares
+
+
 def main() -> None:
-    from auxrnn.data import formats, resize
+    from auxrnn.data import formats
     from auxrnn.data.datasets import MNIST
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -27,10 +38,8 @@ def main() -> None:
     images, _ = formats.read_idx_pair(raw / "train-images-idx3-ubyte", raw / "train-labels-idx1-ubyte")
     images = images[: a.images]
     print(f"share of the ink in the last {a.keep} steps, first {len(images)} MNIST training images, bilinear resize")
-    for side in (int(s) for s in a.sides.split(",")):
-        seqs = resize.resize_images(images, side).reshape(len(images), -1).astype(np.float64)
-        share = seqs[:, -a.keep:].sum() / seqs.sum()
-        print(f"  side {side:4d}  T = {side * side:6d}  {100 * share:.2f}%")
+    for side, share in ink_shares(images, [int(s) for s in a.sides.split(",")], a.keep).items():
+        print(f"  side {side:4d}  T = {side * side:6d}  {share:.2f}%")
 
 
 if __name__ == "__main__":

@@ -49,3 +49,16 @@ def test_window_probe_fits_the_references_from_the_config_alone(tmp_path, monkey
     assert "references only" in out
     assert [label for label, _ in re.findall(r"^  (.+?)\s+(\d+\.\d\d)$", out, re.M)] == [
         "linear classifier on the last 10 steps", "MLP on the last 10 steps"]
+
+
+def test_ink_in_window_counts_the_share_of_ink_in_the_last_steps():
+    """scripts/ink_in_window.py, behind Fig. 3's "from T = 3136 on the label lies before the window"."""
+    import numpy as np
+
+    ink_shares = runpy.run_path(str(SCRIPT.with_name("ink_in_window.py")))["ink_shares"]
+    images = np.zeros((2, 28, 28), dtype=np.uint8)
+    images[:, -1, :] = 200  # ink in the bottom row only: all of it in the last 28 steps at side 28
+    images[1, 0, :] = 200   # and the top row of the second image: half of that image's ink
+    shares = ink_shares(images, [28, 56], keep=28)
+    assert shares[28] == pytest.approx(100 * 2 / 3)
+    assert 0 < shares[56] < shares[28]  # twice the side: the last 28 steps are half the bottom row
