@@ -233,18 +233,18 @@ def _figure3_cpu() -> Experiment:
     rows = [("rlstm_t300", "r-LSTM Truncate300", FIG3_SIDES), ("lstm_t300", "LSTM Truncate300", FIG3_SIDES),
             ("plstm_t300", "p-LSTM Truncate300", (56, 128)), ("lstm_full", "LSTM Full BP", FIG3_SIDES)]
     # Every point in one precision, T = 784 included (the published table2-mnist-cpu cells are float32);
-    # an evaluation reads 15,000 sequences of T steps (4.4 min in bf16 at T = 16384), so every 400 steps.
+    # an evaluation reads 15,000 sequences of T steps (~10 min in bf16 at T = 16384 on one thread), so every 400 steps.
     each = {"train.precision": "bf16", "train.eval_every": 400}
     cells = [Cell(f"{key}_{side}", label, f"mnist_cpu_{key}", "–", {**each, "data.options.side": side},
                   column=f"T={side * side}") for key, label, sides in rows for side in sides]
     return Experiment(
         "fig3-mnist-cpu", "Figure 3 at CPU scale, MNIST resized to T = 784 ... 16384: test accuracy (%) against T",
         "The table2-mnist-cpu settings (1550 steps, seed 0) in bf16 on MNIST resized to side x side "
-        "(data.options.side; bilinear), T = side². The last 300 steps hold 35% of the ink at T = 784, 6.3% at "
-        "1600, 0.54% at 3136, 0.10% at 6400 and 0.01% at 16384 (scripts/ink_in_window.py), so from T = 3136 on "
-        "the label lies before the Truncate300 window. Every point runs in bf16 (1.7x cheaper per step than float32 on the AMD EPYC "
-        "these ran on), T = 784 too: the float32 table2-mnist-cpu cells are not reused. This is MNIST resized, "
-        "not the paper's StanfordDogs (experiment figure3).", cells, plot="length")
+        "(data.options.side; bilinear), T = side². From T = 3136 on the last 300 steps hold under 1% of the ink "
+        "(scripts/ink_in_window.py): the label lies before the Truncate300 window. Every point runs in bf16 "
+        "(1.7x cheaper per step than float32 on the AMD EPYC these ran on), T = 784 too: the float32 "
+        "table2-mnist-cpu cells are not reused. This is MNIST resized, not the paper's StanfordDogs (experiment "
+        "figure3).", cells, plot="length")
 
 
 def _figure3() -> Experiment:
