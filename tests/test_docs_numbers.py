@@ -19,7 +19,7 @@ RESULTS = DOCS / "results"
 MARKED = re.compile(r"<!-- BEGIN auxrnn reproduce (\S+) -->.*?<!-- END auxrnn reproduce \1 -->", re.S)
 # Experiments whose resumed cells the prose must all name (RESUMED below).
 EXPERIMENTS = ("table2-mnist-cpu", "fig4-mnist-cpu", "fig5-mnist-cpu", "ceiling-mnist-cpu", "table2-pmnist-cpu",
-               "delay-mnist-cpu", "fig3-mnist-cpu")
+               "delay-mnist-cpu", "fig3-mnist-cpu", "plstm-gap-cpu")
 
 
 @cache
@@ -74,6 +74,11 @@ def the_one(values: set[float]) -> float:
     return next(iter(values)) if len(values) == 1 else math.nan
 
 
+def gap600(cell: str) -> float:
+    """Validation accuracy (%) of a plstm-gap-cpu cell at step 600, where every cell of that experiment stops."""
+    return evals(GAP + cell, "val_acc")[600]
+
+
 def ink(side: int, name: str = "ink_in_window.txt") -> float:
     """The share of the ink (%) in the window at `side`, from scripts/ink_in_window.py's saved output `name`."""
     return float(re.search(rf"side +{side} .* (\d+\.\d\d)%$", (RESULTS / "fig3-mnist-cpu" / name).read_text(),
@@ -90,7 +95,7 @@ def bench(name: str, precision: str) -> float:
     return next(r["step_ms"] for r in json.loads((DOCS / name).read_text()) if r["precision"] == precision)
 
 
-T2, F4, F5, CEIL, PM, DELAY, F3 = (f"{e}/" for e in EXPERIMENTS)
+T2, F4, F5, CEIL, PM, DELAY, F3, GAP = (f"{e}/" for e in EXPERIMENTS)
 XEON, AMD = "Intel(R) Xeon(R)", "AMD EPYC"
 WINDOW_SMNIST = "ceiling-mnist-cpu/rlstm_t300_x2/window_probe.txt"
 WINDOW_PMNIST = "table2-pmnist-cpu/rlstm_t300/window_probe.txt"
@@ -211,6 +216,30 @@ CLAIMS = [
               acc(F3 + "rlstm_t300_56") - acc(F3 + "lstm_t300_56") - 20)),
     ("results.md", "the r-LSTM leaves chance between steps 400 and 800 ({:.2f}%, then {:.2f}%) and is still climbing "
      "at the end ({:.2f}% at step 1200)", lambda: tuple(evals(F3 + "rlstm_t300_56")[s] for s in (400, 800, 1200))),
+    ("results.md", "**As published (`baseline`): {:.2f}%.**", lambda: (gap600("baseline"),)),
+    ("results.md", "step: {:.2f}% at step 600 there too), whose r-LSTM is at {:.2f}% at step 600: the gap to close is {:.2f} "
+     "points here, and their test accuracies end {:.2f} points apart at step 1550 ({:.2f} against {:.2f})",
+     lambda: (evals(F5 + "plstm_t300", "val_acc")[600], evals(F5 + "rlstm_t300", "val_acc")[600],
+              evals(F5 + "rlstm_t300", "val_acc")[600] - gap600("baseline"),
+              acc(F5 + "rlstm_t300") - acc(F5 + "plstm_t300"), acc(F5 + "rlstm_t300"), acc(F5 + "plstm_t300"))),
+    ("results.md", "The baseline was stopped with a checkpoint and resumed at step {}.", lambda: resumes(GAP + "baseline")),
+    ("results.md", "(M11): {:.2f}%**, {:.2f} points above the baseline",
+     lambda: (gap600("one_segment"), gap600("one_segment") - gap600("baseline"))),
+    ("results.md", "(M12): {:.2f}%**, {:.2f} points above",
+     lambda: (gap600("main_start"), gap600("main_start") - gap600("baseline"))),
+    ("results.md", "instead of 1 × 128: {:.2f}%**, {:.2f} points below the baseline ({:.1f}× the auxiliary parameters, "
+     "{:.1f}× the wall time)", lambda: (gap600("predictor_2x256"), gap600("baseline") - gap600("predictor_2x256"),
+                                        summary(GAP + "predictor_2x256")["parameters"]["auxiliary"]
+                                        / summary(GAP + "baseline")["parameters"]["auxiliary"],
+                                        summary(GAP + "predictor_2x256")["wall_seconds"]
+                                        / summary(GAP + "baseline")["wall_seconds"])),
+    ("results.md", "The largest gain, the main state as the predictor's start, is {:.2f} of the {:.2f} points; one "
+     "segment gains {:.2f} and the larger predictor loses {:.2f}.",
+     lambda: (gap600("main_start") - gap600("baseline"), evals(F5 + "rlstm_t300", "val_acc")[600] - gap600("baseline"),
+              gap600("one_segment") - gap600("baseline"), gap600("baseline") - gap600("predictor_2x256"))),
+    ("results.md", "(the baseline leads at step 300 with {:.2f}% against {:.2f} and {:.2f}, and trails at step 400 with "
+     "{:.2f}% against {:.2f} and {:.2f})",
+     lambda: tuple(evals(GAP + c, "val_acc")[s] for s in (300, 400) for c in ("baseline", "one_segment", "main_start"))),
     ("performance.md", "{:.0f} ms per step in float32, {:.0f} ms in bf16, {:.2f}×",
      lambda: (bench("bench-cpu-bf16.json", "fp32"), bench("bench-cpu-bf16.json", "bf16"),
               bench("bench-cpu-bf16.json", "fp32") / bench("bench-cpu-bf16.json", "bf16"))),
@@ -229,7 +258,7 @@ MACHINES = {**{T2 + c: XEON for c in ("lstm_t300", "rlstm_t300", "plstm_t300", "
 RESUMED = {T2 + c for c in ("lstm_t300", "plstm_t300", "rlstm_t300_adam", "plstm_t300_adam", "rlstm_t300_seed1")} | {
     F4 + c for c in ("rlstm_t100", "rlstm_t50", "rlstm_t1", "rlstm_t0", "plstm_t0")} | {
     F5 + "lstm_full", F5 + "rlstm_t300", CEIL + "lstm_t300_x2", CEIL + "rlstm_t300_x2", PM + "plstm_t300",
-    DELAY + "rlstm_t300_noise", DELAY + "rlstm_t300_seed1", F3 + "lstm_t300_128"}
+    DELAY + "rlstm_t300_noise", DELAY + "rlstm_t300_seed1", F3 + "lstm_t300_128", GAP + "baseline"}
 
 
 @pytest.mark.parametrize("doc,fragment,values", CLAIMS, ids=[c[1][:40] for c in CLAIMS])
@@ -260,3 +289,11 @@ def test_the_window_holds_no_label_in_the_delay_data():
         path = f"delay-mnist-cpu/window_probe_{fill}.txt"
         assert "T = 1100" in (RESULTS / path).read_text()
         assert max(probe(path, LINEAR), probe(path, MLP)) < 11.5, fill
+
+
+def test_the_gap_baseline_is_the_published_p_lstm_cell_of_the_same_machine():
+    """The plstm-gap-cpu baseline repeats fig5-mnist-cpu's p-LSTM on the same CPU: one curve at every shared step."""
+    mine, published = evals(GAP + "baseline", "val_acc"), evals(F5 + "plstm_t300", "val_acc")
+    shared = sorted(set(mine) & set(published))
+    assert shared == [200, 400, 600]
+    assert [mine[s] for s in shared] == [published[s] for s in shared]
