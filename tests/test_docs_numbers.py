@@ -240,6 +240,9 @@ CLAIMS = [
     ("results.md", "(the baseline leads at step 300 with {:.2f}% against {:.2f} and {:.2f}, and trails at step 400 with "
      "{:.2f}% against {:.2f} and {:.2f})",
      lambda: tuple(evals(GAP + c, "val_acc")[s] for s in (300, 400) for c in ("baseline", "one_segment", "main_start"))),
+    ("results.md", "At T = 1600 ({:.2f}% of the ink in the window) the r-LSTM ends at {:.2f}% against {:.2f}% for LSTM "
+     "Truncate300; at T = 784 LSTM Truncate300 ends at {:.2f}%",
+     lambda: (ink(40), acc(F3 + "rlstm_t300_40"), acc(F3 + "lstm_t300_40"), acc(F3 + "lstm_t300_28"))),
     ("performance.md", "{:.0f} ms per step in float32, {:.0f} ms in bf16, {:.2f}×",
      lambda: (bench("bench-cpu-bf16.json", "fp32"), bench("bench-cpu-bf16.json", "bf16"),
               bench("bench-cpu-bf16.json", "fp32") / bench("bench-cpu-bf16.json", "bf16"))),
