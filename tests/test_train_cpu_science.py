@@ -256,6 +256,32 @@ def test_figure_3_is_drawn_with_its_cost_panel(tmp_path):
     assert png.stat().st_size > 10_000
 
 
+def test_figure_3_gives_a_method_one_colour_in_both_panels(tmp_path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from auxrnn.reproduce.report import _draw_cost, _draw_length, collect
+
+    exp = reproduce.get("fig3-mnist-cpu")
+    for i, cell in enumerate(exp.cells):
+        _fake_run(reproduce.cell_dir(exp, cell, tmp_path), 20.0 + i, [{"step": 200, "test_acc": 15.0}])
+    models = ("rlstm-1x600-cpu", "plstm-1x600-cpu", "lstm-t300", "lstm-infer", "lstm-full", "transformer", "mine")
+    bench = [{"model": m, "T": 784, "batch": 128, "device": "cpu", "step_ms": 100.0, "peak_mib": 500.0,
+              "threads": 1, "precision": "fp32"} for m in models]
+    (tmp_path / "bench.json").write_text(json.dumps(bench))
+    fig, (ax, ax_time, ax_mem) = plt.subplots(3)
+    _draw_length(ax, collect(exp.name, tmp_path))
+    _draw_cost(ax_time, ax_mem, tmp_path / "bench.json")
+    accuracy = {line.get_label(): line.get_color() for line in ax.get_lines()}
+    cost = {line.get_label().removesuffix(" (fp32)"): line.get_color() for line in ax_time.get_lines()}
+    plt.close(fig)
+    assert accuracy == {"r-LSTM Truncate300": cost["rlstm-1x600-cpu"], "LSTM Truncate300": cost["lstm-t300"],
+                        "p-LSTM Truncate300": cost["plstm-1x600-cpu"], "LSTM Full BP": cost["lstm-full"]}
+    assert len(set(cost.values())) == len(models)  # no two methods share a colour, a model not listed included
+
+
 def test_the_plstm_gap_cells_change_one_choice_each_and_stop_at_600(tmp_path):
     from auxrnn.reproduce.runner import _is_done, child_command
 

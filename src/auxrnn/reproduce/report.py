@@ -239,15 +239,25 @@ def _length(column: str) -> int | None:
     return int(m.group(1)) if m else None
 
 
+# Fig. 3's panels name a method differently (cell rlstm_t300_56, bench model rlstm-1x600-cpu); both take its colour here.
+_METHODS = ("rlstm", "plstm", "lstm-t300", "lstm-full", "lstm-infer", "transformer")
+
+
+def _method_color(name: str) -> str | None:
+    """'rlstm_t300_56' and 'rlstm-1x600-cpu' -> 'C0'; None for a method not listed (matplotlib's next colour)."""
+    key = name.replace("_", "-")
+    return next((f"C{i}" for i, method in enumerate(_METHODS) if key.startswith(method)), None)
+
+
 def _draw_length(ax, rows: list[dict]) -> int:
     """Fig. 3's top panel: final test accuracy against T (log axis), one line per model; finished cells only."""
     drawn = 0
     for model in dict.fromkeys(r["cell"].row for r in rows):
-        pts = sorted((_length(r["cell"].column), r["summary"]["test_accuracy"]) for r in rows
-                     if r["cell"].row == model and r["summary"].get("status") == "finished"
-                     and _length(r["cell"].column) is not None)
+        mine = [r for r in rows if r["cell"].row == model]
+        pts = sorted((_length(r["cell"].column), r["summary"]["test_accuracy"]) for r in mine
+                     if r["summary"].get("status") == "finished" and _length(r["cell"].column) is not None)
         if pts:
-            ax.plot(*zip(*pts), marker="o", label=model)
+            ax.plot(*zip(*pts), marker="o", label=model, color=_method_color(mine[0]["cell"].id))
             drawn += 1
     ax.set_xscale("log")
     ax.set_xlabel("sequence length T (log axis)")
@@ -270,7 +280,8 @@ def _draw_cost(ax_time, ax_mem, path: Path) -> None:
                            and r.get("step_ms") is not None), key=lambda r: r["T"])
             if not mine:
                 continue
-            style = dict(marker="o", color=f"C{i}", linestyle="-" if precision == "fp32" else "--",
+            style = dict(marker="o", color=_method_color(model) or f"C{len(_METHODS) + i}",
+                         linestyle="-" if precision == "fp32" else "--",
                          label=f"{model} ({precision})")
             ax_time.plot([r["T"] for r in mine], [r["step_ms"] / 1000 for r in mine], **style)
             ax_mem.plot([r["T"] for r in mine], [r["peak_mib"] / 1024 for r in mine], **style)
