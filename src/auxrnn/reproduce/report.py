@@ -274,13 +274,15 @@ def _draw_cost(ax_time, ax_mem, path: Path) -> None:
     import json
 
     records = json.loads(path.read_text()) if path.is_file() else []
-    for i, model in enumerate(dict.fromkeys(r["model"] for r in records)):
+    models = list(dict.fromkeys(r["model"] for r in records))
+    unlisted = [m for m in models if _method_color(m) is None]  # after the listed methods' colours, in order
+    for model in models:
         for precision in dict.fromkeys(r.get("precision", "fp32") for r in records):
             mine = sorted((r for r in records if r["model"] == model and r.get("precision", "fp32") == precision
                            and r.get("step_ms") is not None), key=lambda r: r["T"])
             if not mine:
                 continue
-            style = dict(marker="o", color=_method_color(model) or f"C{len(_METHODS) + i}",
+            style = dict(marker="o", color=_method_color(model) or f"C{len(_METHODS) + unlisted.index(model)}",
                          linestyle="-" if precision == "fp32" else "--",
                          label=f"{model} ({precision})")
             ax_time.plot([r["T"] for r in mine], [r["step_ms"] / 1000 for r in mine], **style)
