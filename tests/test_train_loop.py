@@ -77,6 +77,19 @@ def test_resume_refuses_to_change_the_model(tmp_path, capsys):
     assert "model.hidden cannot change when resuming" in capsys.readouterr().err
 
 
+def test_a_checkpoint_written_before_a_model_key_existed_resumes(tmp_path):
+    """A key added to ModelConfig later (here model.aux_start) takes its default, the behaviour the run had."""
+    run = tmp_path / "run"
+    assert main(["train", *TINY, "train.steps=3", "train.checkpoint_every=1", f"train.out={run}",
+                 "--until-step", "2"]) == 0
+    path = run / checkpoint.FOLDER / checkpoint.LAST
+    ckpt = checkpoint.load(path)
+    del ckpt["config"]["model"]["aux_start"]
+    checkpoint.save(path, ckpt, keep_previous=False)
+    assert main(["train", "--resume", str(run)]) == 0
+    assert ckpt_of(run)["step"] == 3
+
+
 def test_eval_scores_every_test_example(tmp_path, capsys):
     run = tmp_path / "run"
     assert main(["train", *TINY, "data.options.size=30", "train.steps=2", f"train.out={run}"]) == 0

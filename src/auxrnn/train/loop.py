@@ -38,7 +38,7 @@ import torch
 from auxrnn import models
 from auxrnn.memory import is_oom
 from auxrnn.train import batches, checkpoint, distributed, precision
-from auxrnn.train.config import RunConfig, dump_yaml, fit_to_data
+from auxrnn.train.config import RunConfig, dump_yaml, fit_to_data, from_dict
 from auxrnn.train.cpu import flush_denormals, release_free_memory, use_threads
 from auxrnn.train.evaluation import device_name, evaluate
 from auxrnn.train.metrics import MetricsLog, MetricsWindow, read_summary, write_summary
@@ -157,7 +157,9 @@ class Run:
     def restore(self, ckpt: dict, path: Path) -> None:
         """Continue from `ckpt`, refusing a checkpoint of another model, data or learning-rate schedule."""
         cfg, d = self.cfg, self.d
-        if ckpt["config"]["model"] != cfg.model.to_dict() or ckpt["config"].get("arch") != cfg.to_dict()["arch"]:
+        # Read through from_dict: a key added since the checkpoint was written takes its default, the old behaviour.
+        saved = from_dict(ckpt["config"]).to_dict()
+        if saved["model"] != cfg.model.to_dict() or saved["arch"] != cfg.to_dict()["arch"]:
             raise ValueError(f"{path} was written for another model config than {self.run_dir / CONFIG_FILE}")
         saved_data, now_data = ckpt.get("data", {}), self.splits.extra_state
         for key, saved in saved_data.items():
