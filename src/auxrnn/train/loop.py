@@ -155,11 +155,9 @@ class Run:
         self.params = list(self.raw.parameters())
 
     def restore(self, ckpt: dict, path: Path) -> None:
-        """Continue from `ckpt`, refusing a checkpoint of another model, data or learning-rate schedule."""
-        cfg, d = self.cfg, self.d
-        # Read through from_dict: a key added since the checkpoint was written takes its default, the old behaviour.
-        saved = from_dict(ckpt["config"]).to_dict()
-        if saved["model"] != cfg.model.to_dict() or saved["arch"] != cfg.to_dict()["arch"]:
+        """Continue from `ckpt`, refusing another model (keys added since it was written: defaults), data or schedule."""
+        cfg, d, then = self.cfg, self.d, from_dict(ckpt["config"]).to_dict()
+        if then["model"] != cfg.model.to_dict() or then["arch"] != cfg.to_dict()["arch"]:
             raise ValueError(f"{path} was written for another model config than {self.run_dir / CONFIG_FILE}")
         saved_data, now_data = ckpt.get("data", {}), self.splits.extra_state
         for key, saved in saved_data.items():
