@@ -274,10 +274,9 @@ def test_figure_3_gives_a_method_one_colour_in_both_panels(tmp_path):
     fig, (ax, ax_time, ax_mem) = plt.subplots(3)
     _draw_length(ax, collect(exp.name, tmp_path))
     _draw_cost(ax_time, ax_mem, tmp_path / "bench.json")
-    accuracy = {line.get_label(): line.get_color() for line in ax.get_lines()}
+    accuracy = {line.get_label(): matplotlib.colors.to_hex(line.get_color()) for line in ax.get_lines()}
     cost = {line.get_label().removesuffix(" (fp32)"): matplotlib.colors.to_hex(line.get_color())
             for line in ax_time.get_lines()}
-    accuracy = {label: matplotlib.colors.to_hex(color) for label, color in accuracy.items()}
     plt.close(fig)
     assert accuracy == {"r-LSTM Truncate300": cost["rlstm-1x600-cpu"], "LSTM Truncate300": cost["lstm-t300"],
                         "p-LSTM Truncate300": cost["plstm-1x600-cpu"], "LSTM Full BP": cost["lstm-full"]}
