@@ -13,6 +13,7 @@ from functools import cache
 from pathlib import Path
 
 import pytest
+import yaml
 
 DOCS = Path(__file__).resolve().parents[1] / "docs"
 RESULTS = DOCS / "results"
@@ -91,11 +92,24 @@ def probe(path: str, row: str) -> float:
     return float(rows[row])
 
 
-def bench(name: str, precision: str) -> float:
-    return next(r["step_ms"] for r in json.loads((DOCS / name).read_text()) if r["precision"] == precision)
+def bench(name: str, precision: str, **match) -> float:
+    """Milliseconds per step of the first row of a bench JSON with this precision (and `match`'s fields)."""
+    return next(r["step_ms"] for r in json.loads((DOCS / name).read_text())
+                if r["precision"] == precision and all(r[k] == v for k, v in match.items()))
+
+
+def step_seconds(cell: str) -> list[float]:
+    """Seconds per logged training step of a cell (its batch over its examples per second)."""
+    batch = yaml.safe_load((RESULTS / cell / "config.yaml").read_text())["data"]["batch_size"]
+    return [batch / r["examples_per_s"] for r in _records(cell) if r["kind"] == "train"]
 
 
 T2, F4, F5, CEIL, PM, DELAY, F3, GAP = (f"{e}/" for e in EXPERIMENTS)
+
+def rlstm_784_ms(precision: str) -> float:
+    """The r-LSTM's (1 x 600, 1 x 128 decoder) ms per step at T = 784 in fig3-mnist-cpu's cost bench."""
+    return bench("results/fig3-mnist-cpu/bench.json", precision, model="rlstm-1x600-cpu", T=784)
+
 XEON, AMD = "Intel(R) Xeon(R)", "AMD EPYC"
 WINDOW_SMNIST = "ceiling-mnist-cpu/rlstm_t300_x2/window_probe.txt"
 WINDOW_PMNIST = "table2-pmnist-cpu/rlstm_t300/window_probe.txt"
@@ -173,7 +187,7 @@ CLAIMS = [
      lambda: (probe(WINDOW_SMNIST, "as trained"), probe(WINDOW_SMNIST, "steps [0, 484) from another example"))),
     ("results.md", "costs it {:.2f} points",
      lambda: (probe(WINDOW_SMNIST, "as trained") - probe(WINDOW_SMNIST, "steps [0, 484) from another example"),)),
-    ("results.md", "missed on both** ({:.2f}% with seed 0, {:.2f}% with seed 1)",
+    ("results.md", "missed on both in bf16** ({:.2f}% with seed 0, {:.2f}% with seed 1)",
      lambda: (acc(DELAY + "rlstm_t300_bf16"), acc(DELAY + "rlstm_t300_seed1"))),
     ("results.md", "Seed 0 climbs to the end ({:.2f}% at step 200, {:.2f}% at 800, {:.2f}% at 1550); seed 1 peaks at "
      "{:.2f}% at step 1200 and falls back to {:.2f}%",
@@ -198,6 +212,25 @@ CLAIMS = [
               acc(DELAY + "rlstm_t300_seed1") - acc(DELAY + "lstm_t300_seed1"))),
     ("results.md", "the noise-fill r-LSTM at steps {} and {}, the r-LSTM with seed 1 at step {}",
      lambda: (*resumes(DELAY + "rlstm_t300_noise"), *resumes(DELAY + "rlstm_t300_seed1"))),
+    ("results.md", "makes an r-LSTM step {:.2f}x cheaper than float32 on the AMD EPYC these ran on ({:.0f} against "
+     "{:.0f} ms at T = 784, batch 128, one thread; `fig3-mnist-cpu/bench.json`",
+     lambda: (rlstm_784_ms("fp32") / rlstm_784_ms("bf16"), rlstm_784_ms("fp32"), rlstm_784_ms("bf16"))),
+    ("results.md", "the float32 r-LSTM's moved between {:.1f} and {:.1f} s",
+     lambda: (min(step_seconds(DELAY + "rlstm_t300")), max(step_seconds(DELAY + "rlstm_t300")))),
+    ("results.md", "it ends at **{:.2f}%** (validation {:.2f}%) where bf16 ends at {:.2f}%, ahead at every evaluation "
+     "from step 400 on ({:.2f}% against {:.2f}%)",
+     lambda: (acc(DELAY + "rlstm_t300"), acc(DELAY + "rlstm_t300", "val_accuracy"), acc(DELAY + "rlstm_t300_bf16"),
+              evals(DELAY + "rlstm_t300")[400], evals(DELAY + "rlstm_t300_bf16")[400])),
+    ("results.md", "Its auxiliary loss is the same ({:.3f} against {:.3f}, mean of steps 1375–1550), its training "
+     "batches are not ({:.2f}% against {:.2f}%)",
+     lambda: (*(late_mean(DELAY + c, "aux_loss") for c in ("rlstm_t300", "rlstm_t300_bf16")),
+              *(late_mean(DELAY + c, "train_acc") for c in ("rlstm_t300", "rlstm_t300_bf16")))),
+    ("results.md", "**r-LSTM Truncate300 ≥ 30%: met with seed 0** ({:.2f}%)", lambda: (acc(DELAY + "rlstm_t300"),)),
+    ("results.md", "**LSTM Truncate300** (no bar): {:.2f}%, the majority class, at every evaluation but step 400's "
+     "{:.2f}% (seed 0)", lambda: (acc(DELAY + "lstm_t300_fp32"), evals(DELAY + "lstm_t300_fp32")[400])),
+    ("results.md", "the r-LSTM leads it by {:.2f} points",
+     lambda: (acc(DELAY + "rlstm_t300") - acc(DELAY + "lstm_t300_fp32"),)),
+    ("results.md", "the float32 r-LSTM at steps {} and {}.", lambda: resumes(DELAY + "rlstm_t300")),
     ("results.md", "The last 300 steps hold {:.2f}% of the ink at T = 784, {:.2f}% at 1600, {:.2f}% at 3136, "
      "{:.2f}% at 6400 and {:.2f}% at 16384", lambda: tuple(ink(side) for side in (28, 40, 56, 80, 128))),
     ("results.md", "With {:.2f}% of the ink in its supervised window", lambda: (ink(56),)),
@@ -283,7 +316,7 @@ MACHINES = {**{T2 + c: XEON for c in ("lstm_t300", "rlstm_t300", "plstm_t300", "
 RESUMED = {T2 + c for c in ("lstm_t300", "plstm_t300", "rlstm_t300_adam", "plstm_t300_adam", "rlstm_t300_seed1")} | {
     F4 + c for c in ("rlstm_t100", "rlstm_t50", "rlstm_t1", "rlstm_t0", "plstm_t0")} | {
     F5 + "lstm_full", F5 + "rlstm_t300", CEIL + "lstm_t300_x2", CEIL + "rlstm_t300_x2", PM + "plstm_t300",
-    DELAY + "rlstm_t300_noise", DELAY + "rlstm_t300_seed1", F3 + "lstm_t300_128", F3 + "rlstm_t300_28", GAP + "baseline"}
+    DELAY + "rlstm_t300_noise", DELAY + "rlstm_t300_seed1", DELAY + "rlstm_t300", F3 + "lstm_t300_128", F3 + "rlstm_t300_28", GAP + "baseline"}
 
 
 @pytest.mark.parametrize("doc,fragment,values", CLAIMS, ids=[c[1][:40] for c in CLAIMS])
@@ -306,10 +339,15 @@ def test_the_cells_the_prose_calls_at_chance_never_leave_it():
     for cell, last in ((F3 + "lstm_t300_56", 1550), (F3 + "lstm_t300_80", 1550), (F3 + "rlstm_t300_80", 400),
                        (F3 + "lstm_full_28", 800), (F3 + "lstm_full_40", 1550), (F3 + "lstm_full_56", 1550),
                        (F3 + "lstm_full_80", 1550), (F3 + "plstm_t300_128", 1550),
-                       (F3 + "rlstm_t300_128", 1550), (F3 + "lstm_t300_128", 1550),
+                       (F3 + "rlstm_t300_128", 1550), (F3 + "lstm_t300_128", 1550), (DELAY + "lstm_t300_fp32", 1550),
                        (T2 + "lstm_t300", 1100), (T2 + "lstm_t300_fb0", 1550), (T2 + "lstm_t300_seed1", 1550),
                        (CEIL + "lstm_t300_x2", 2600), (CEIL + "ceiling_300", 1550)):
         assert all(a <= 11.35 for s, a in evals(cell).items() if s <= last), cell
+
+
+def test_the_float32_r_lstm_leads_bf16_at_every_evaluation_from_step_400():
+    fp32, bf16 = evals(DELAY + "rlstm_t300"), evals(DELAY + "rlstm_t300_bf16")
+    assert all(fp32[s] > bf16[s] for s in fp32 if s >= 400) and fp32.keys() == bf16.keys()
 
 
 def test_the_window_holds_no_label_in_the_delay_data():

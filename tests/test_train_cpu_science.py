@@ -225,12 +225,13 @@ def test_the_length_experiments_are_what_the_issue_set():
 
     delay = {c.id: c for c in reproduce.get("delay-mnist-cpu").cells}
     assert set(delay) == {"rlstm_t300", "rlstm_t300_seed1", "lstm_t300", "lstm_t300_seed1", "lstm_full",
-                          "rlstm_t300_noise", "rlstm_t300_bf16"}
+                          "rlstm_t300_noise", "rlstm_t300_bf16", "lstm_t300_fp32", "rlstm_t300_fp32_seed1"}
     for c in delay.values():
         options = {"delay": c.overrides["data.options.delay"]}
         assert static_info("mnist", options).seq_len == 1100 and 1100 - 300 >= 784  # the window holds no pixel
     assert delay["rlstm_t300_noise"].overrides["data.options.delay_fill"] == "noise"
-    assert delay["rlstm_t300_bf16"].overrides["train.precision"] == "bf16"
+    precision = {k: c.overrides.get("train.precision", "fp32") for k, c in delay.items()}
+    assert {k for k, p in precision.items() if p == "fp32"} == {"rlstm_t300", "lstm_t300_fp32", "rlstm_t300_fp32_seed1"}
     fig3 = reproduce.get("fig3-mnist-cpu").cells
     lengths = {c.column for c in fig3}
     assert lengths == {"T=784", "T=1600", "T=3136", "T=6400", "T=16384"}
