@@ -106,14 +106,15 @@ def step_seconds(cell: str) -> list[float]:
 
 T2, F4, F5, CEIL, PM, DELAY, F3, GAP = (f"{e}/" for e in EXPERIMENTS)
 
-def rlstm_784_ms(precision: str) -> float:
-    """The r-LSTM's (1 x 600, 1 x 128 decoder) ms per step at T = 784 in fig3-mnist-cpu's cost bench."""
-    return bench("results/fig3-mnist-cpu/bench.json", precision, model="rlstm-1x600-cpu", T=784)
-
 XEON, AMD = "Intel(R) Xeon(R)", "AMD EPYC"
 WINDOW_SMNIST = "ceiling-mnist-cpu/rlstm_t300_x2/window_probe.txt"
 WINDOW_PMNIST = "table2-pmnist-cpu/rlstm_t300/window_probe.txt"
 LINEAR, MLP = "linear classifier on the last 300 steps", "MLP on the last 300 steps"
+
+
+def rlstm_784_ms(precision: str) -> float:
+    """The r-LSTM's (1 x 600, 1 x 128 decoder) ms per step at T = 784 in fig3-mnist-cpu's cost bench."""
+    return bench("results/fig3-mnist-cpu/bench.json", precision, model="rlstm-1x600-cpu", T=784)
 
 
 def _gap(a: str, b: str) -> float:
@@ -316,7 +317,8 @@ MACHINES = {**{T2 + c: XEON for c in ("lstm_t300", "rlstm_t300", "plstm_t300", "
 RESUMED = {T2 + c for c in ("lstm_t300", "plstm_t300", "rlstm_t300_adam", "plstm_t300_adam", "rlstm_t300_seed1")} | {
     F4 + c for c in ("rlstm_t100", "rlstm_t50", "rlstm_t1", "rlstm_t0", "plstm_t0")} | {
     F5 + "lstm_full", F5 + "rlstm_t300", CEIL + "lstm_t300_x2", CEIL + "rlstm_t300_x2", PM + "plstm_t300",
-    DELAY + "rlstm_t300_noise", DELAY + "rlstm_t300_seed1", DELAY + "rlstm_t300", F3 + "lstm_t300_128", F3 + "rlstm_t300_28", GAP + "baseline"}
+    DELAY + "rlstm_t300_noise", DELAY + "rlstm_t300_seed1", DELAY + "rlstm_t300", F3 + "lstm_t300_128",
+    F3 + "rlstm_t300_28", GAP + "baseline"}
 
 
 @pytest.mark.parametrize("doc,fragment,values", CLAIMS, ids=[c[1][:40] for c in CLAIMS])
