@@ -105,7 +105,6 @@ def step_seconds(cell: str) -> list[float]:
 
 
 T2, F4, F5, CEIL, PM, DELAY, F3, GAP = (f"{e}/" for e in EXPERIMENTS)
-
 XEON, AMD = "Intel(R) Xeon(R)", "AMD EPYC"
 WINDOW_SMNIST = "ceiling-mnist-cpu/rlstm_t300_x2/window_probe.txt"
 WINDOW_PMNIST = "table2-pmnist-cpu/rlstm_t300/window_probe.txt"
