@@ -4,6 +4,7 @@
 #
 #   bash scripts/gpu_slice.sh MINUTES "table2-mnist" "rlstm_t300,plstm_t300,lstm_t300"
 #
+# MINUTES=0 runs the checks alone (tests and benchmarks), no training.
 # Run from the repository root (or with auxrnn installed). The run folders, the benchmark files, results.md
 # and log.txt go under RUNS (default runs/gpu). Each cell stops with a checkpoint after MINUTES
 # (train.max_minutes) and the next call resumes every unfinished cell: repeat the same command until they finish.
@@ -34,10 +35,12 @@ LOG="$RUNS/log.txt"
   echo "== concurrency: r-LSTM 1x600 cells sharing the device"
   $PY -m auxrnn bench --device "$DEVICE" --models rlstm-1x600 --lengths 784 $BENCH --concurrent 1,2,4,8 \
       --json "$RUNS/concurrency.json"
-  echo "== $EXPERIMENTS [$CELLS] for $MINUTES min"
-  $PY -m auxrnn reproduce "$EXPERIMENTS" --cells "$CELLS" --parallel 8 --device "$DEVICE" --out "$RUNS" \
-      "train.max_minutes=$MINUTES" train.precision=fp32
-  cat "$RUNS/results.md"
+  if [ "$MINUTES" != 0 ]; then
+    echo "== $EXPERIMENTS [$CELLS] for $MINUTES min"
+    $PY -m auxrnn reproduce "$EXPERIMENTS" --cells "$CELLS" --parallel 8 --device "$DEVICE" --out "$RUNS" \
+        "train.max_minutes=$MINUTES" train.precision=fp32
+    cat "$RUNS/results.md"
+  fi
 } >>"$LOG" 2>&1
 
 if [ -n "$PACK" ]; then

@@ -15,6 +15,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from auxrnn.reproduce.report import _wall
+
 DOCS = Path(__file__).resolve().parents[1] / "docs"
 RESULTS = DOCS / "results"
 MARKED = re.compile(r"<!-- BEGIN auxrnn reproduce (\S+) -->.*?<!-- END auxrnn reproduce \1 -->", re.S)
@@ -103,6 +105,11 @@ def bench(name: str, precision: str, **match) -> float:
                 if r["precision"] == precision and all(r[k] == v for k, v in match.items()))
 
 
+def wall(cell: str) -> str:
+    """A cell's wall time as its results table writes it (e.g. 4m06s)."""
+    return _wall(summary(cell)["wall_seconds"])
+
+
 def step_seconds(cell: str) -> list[float]:
     """Seconds per logged training step of a cell (its batch over its examples per second)."""
     batch = yaml.safe_load((RESULTS / cell / "config.yaml").read_text())["data"]["batch_size"]
@@ -114,11 +121,26 @@ XEON, AMD = "Intel(R) Xeon(R)", "AMD EPYC"
 WINDOW_SMNIST = "ceiling-mnist-cpu/rlstm_t300_x2/window_probe.txt"
 WINDOW_PMNIST = "table2-pmnist-cpu/rlstm_t300/window_probe.txt"
 LINEAR, MLP = "linear classifier on the last 300 steps", "MLP on the last 300 steps"
+FIG3_BENCH = "results/fig3-mnist-cpu/bench.json"
+
+
+GPU, GPU_TF32 = "bench-gpu.json", "bench-gpu-cudnn-tf32.json"
+GPU_ROWS = ("lstm-full", "lstm-t300", "lstm-infer", "rlstm-1x600", "rlstm-20x30", "plstm-1x600")
+
+
+def gpu(model: str, T: int, key: str = "step_ms", name: str = GPU) -> float:
+    """A field of the H200 bench record of `model` at `T` (docs/bench-gpu*.json)."""
+    return next(r[key] for r in json.loads((DOCS / name).read_text()) if r["model"] == model and r["T"] == T)
+
+
+def gpu_tf32_ratios() -> list[float]:
+    """Each case's TF32 step time over its IEEE one."""
+    return [gpu(m, T, name=GPU_TF32) / gpu(m, T) for m in GPU_ROWS for T in (784, 1024, 4096, 16384)]
 
 
 def rlstm_784_ms(precision: str) -> float:
     """The r-LSTM's (1 x 600, 1 x 128 decoder) ms per step at T = 784 in fig3-mnist-cpu's cost bench."""
-    return bench("results/fig3-mnist-cpu/bench.json", precision, model="rlstm-1x600-cpu", T=784)
+    return bench(FIG3_BENCH, precision, model="rlstm-1x600-cpu", T=784)
 
 
 def _gap(a: str, b: str) -> float:
@@ -312,10 +334,17 @@ CLAIMS = [
      lambda: (acc(F3 + "plstm_t300_128"),)),
     ("results.md", "at T = 784 it ends at {:.2f}%, at chance until step 800 ({:.2f}% at 1200), below the r-LSTM's {:.2f}%",
      lambda: (acc(F3 + "lstm_full_28"), evals(F3 + "lstm_full_28")[1200], acc(F3 + "rlstm_t300_28"))),
-    ("results.md", "at T = 1600, 3136 and 6400 it ends at {:.2f}%, at chance at every evaluation, where the r-LSTM "
-     "reaches {:.2f}%, {:.2f}% and {:.2f}%",
-     lambda: (the_one({acc(F3 + f"lstm_full_{side}") for side in (40, 56, 80)}),
-              *(acc(F3 + f"rlstm_t300_{side}") for side in (40, 56, 80)))),
+    ("results.md", "at T = 1600, 3136, 6400 and 16384 it ends at {:.2f}%, at chance at every evaluation, where the "
+     "r-LSTM reaches {:.2f}%, {:.2f}%, {:.2f}% and {:.2f}%",
+     lambda: (the_one({acc(F3 + f"lstm_full_{side}") for side in (40, 56, 80, 128)}),
+              *(acc(F3 + f"rlstm_t300_{side}") for side in (40, 56, 80, 128)))),
+    ("results.md", "The T = 16384 cell ran on an NVIDIA H200 in bf16 ({}), not on the EPYC, where a step costs {:.0f} "
+     "ms in bf16 on one thread (the cost panel below), {:.1f} hours for {} steps",
+     lambda: (wall(F3 + "lstm_full_128"), bench(FIG3_BENCH, "bf16", model="lstm-full", T=16384),
+              bench(FIG3_BENCH, "bf16", model="lstm-full", T=16384) * summary(F3 + "lstm_full_128")["steps"] / 3.6e6,
+              summary(F3 + "lstm_full_128")["steps"])),
+    ("results.md", "on two CPUs, LSTM Full BP at T = 784 in float32 ended {:.2f} points apart",
+     lambda: (_gap(T2 + "lstm_full", F5 + "lstm_full"),)),
     ("results.md", "Across the five lengths accuracy falls with that share ({:.2f}, {:.2f}, {:.2f}, {:.2f} and {:.2f}% at "
      "T = 784 ... 16384 against {:.0f}, {:.2f}, {:.2f}, {:.2f} and {:.2f}% of the ink in the last 900 steps), but with "
      "{:.2f}% the r-LSTM at 6400 still learns",
@@ -325,13 +354,38 @@ CLAIMS = [
      lambda: (bench("bench-cpu-bf16.json", "fp32"), bench("bench-cpu-bf16.json", "bf16"),
               bench("bench-cpu-bf16.json", "fp32") / bench("bench-cpu-bf16.json", "bf16"))),
     ("decisions.md", "Speed: docs/performance.md, \"bf16 on a CPU\" (from docs/bench-cpu-bf16.json).", lambda: ()),
+    ("performance.md", "flat, missed on size: {:.0f} MiB ({:.2f} GiB) against {:.0f} MiB at T = 1024",
+     lambda: (gpu("rlstm-1x600", 16384, "peak_mib"), gpu("rlstm-1x600", 16384, "peak_mib") / 1024,
+              gpu("rlstm-1x600", 1024, "peak_mib"))),
+    ("performance.md", "missed: {:.1f} ms (our full BPTT: {:.1f} ms, {:.0f} MiB)",
+     lambda: (gpu("rlstm-1x600", 16384), gpu("lstm-full", 16384), gpu("lstm-full", 16384, "peak_mib"))),
+    ("performance.md", "r-LSTM 20×30 step at T = 784 ≤ 12 ms | – | missed: {:.1f} ms |",
+     lambda: (gpu("rlstm-20x30", 784),)),
+    ("performance.md", "every truncated row varies by at most {:.1f}% from T = 784 to 16384",
+     lambda: (max(100 * (max(v) / min(v) - 1) for v in ([gpu(m, T, "peak_mib") for T in (784, 1024, 4096, 16384)]
+                                                         for m in GPU_ROWS[1:])),)),
+    ("performance.md", "(r-LSTM 20×30 {:.1f} ms, the 1×600 models {:.1f} and {:.1f}, full BPTT {:.1f})",
+     lambda: (gpu("rlstm-20x30", 16384), *sorted((gpu("plstm-1x600", 16384), gpu("rlstm-1x600", 16384))),
+              gpu("lstm-full", 16384))),
+    ("performance.md", "At T = 784 the r-LSTM's step ({:.1f} ms) costs {:.0f} times the no-grad read ({:.1f} ms)",
+     lambda: (gpu("rlstm-1x600", 784), gpu("rlstm-1x600", 784) / gpu("lstm-infer", 784), gpu("lstm-infer", 784))),
+    ("performance.md", "at T = 16384 the read ({:.1f} ms) is about a third of it",
+     lambda: (gpu("lstm-infer", 16384) if 0.3 < gpu("lstm-infer", 16384) / gpu("rlstm-1x600", 16384) < 0.37
+              else math.nan,)),
+    ("performance.md", "took between {:.2f} and {:.2f} times the IEEE grid's time case by case (the r-LSTM 1×600 at "
+     "T = 16384: {:.1f} ms against {:.1f})",
+     lambda: (min(gpu_tf32_ratios()), max(gpu_tf32_ratios()), gpu("rlstm-1x600", 16384, name=GPU_TF32),
+              gpu("rlstm-1x600", 16384))),
+    ("performance.md", "1, 2, 4 and 8 copies make {:.2f}, {:.2f}, {:.2f} and {:.2f} steps per second in all",
+     lambda: tuple(r["steps_per_s"] for r in json.loads((DOCS / "bench-gpu-concurrency-cudnn-tf32.json").read_text()))),
 ]
 
 # The cells the prose places on a machine.
 MACHINES = {**{T2 + c: XEON for c in ("lstm_t300", "rlstm_t300", "plstm_t300", "lstm_full")},
             **{T2 + c: AMD for c in ("lstm_t300_seed1", "rlstm_t300_seed1")},
             **{F4 + c: AMD for c in ("rlstm_t100", "rlstm_t50", "rlstm_t1", "rlstm_t0", "plstm_t0")},
-            **{f"{e}/{p.name}": AMD for e in EXPERIMENTS[2:] for p in (RESULTS / e).iterdir() if p.is_dir()}}
+            **{f"{e}/{p.name}": AMD for e in EXPERIMENTS[2:] for p in (RESULTS / e).iterdir() if p.is_dir()},
+            F3 + "lstm_full_128": "NVIDIA H200"}
 
 # The resumed cells the prose names (each by a CLAIMS entry above).
 RESUMED = {T2 + c for c in ("lstm_t300", "plstm_t300", "rlstm_t300_adam", "plstm_t300_adam", "rlstm_t300_seed1")} | {
@@ -340,6 +394,21 @@ RESUMED = {T2 + c for c in ("lstm_t300", "plstm_t300", "rlstm_t300_adam", "plstm
     DELAY + "rlstm_t300_noise", DELAY + "rlstm_t300_seed1", DELAY + "rlstm_t300", DELAY + "rlstm_t300_fp32_seed1",
     F3 + "lstm_t300_128",
     F3 + "rlstm_t300_28", GAP + "baseline"}
+
+
+def test_the_gpu_table_is_its_bench_file():
+    for model in GPU_ROWS:
+        cells = " | ".join(f"{gpu(model, T):.1f} / {gpu(model, T, 'peak_mib'):.0f}" for T in (784, 1024, 4096, 16384))
+        assert f"| {model} | {cells} |" in (DOCS / "performance.md").read_text(), model
+    for name in (GPU, GPU_TF32):
+        assert {(r["device"], r["precision"], r["batch"]) for r in json.loads((DOCS / name).read_text())} == {
+            ("NVIDIA H200", "fp32", 128)}
+
+
+def test_the_cuda_test_counts_are_their_logs():
+    assert "4 failed, 6 passed" in (DOCS / "gpu-slice-cudnn-tf32.log").read_text()
+    assert "10 passed" in (DOCS / "gpu-tests-ieee.txt").read_text()
+    assert "4 of the 10 CUDA tests failed" in _prose("performance.md") and "all 10 pass" in _prose("performance.md")
 
 
 @pytest.mark.parametrize("doc,fragment,values", CLAIMS, ids=[c[1][:40] for c in CLAIMS])
@@ -361,7 +430,7 @@ def test_every_resumed_cell_is_named():
 def test_the_cells_the_prose_calls_at_chance_never_leave_it():
     for cell, last in ((F3 + "lstm_t300_56", 1550), (F3 + "lstm_t300_80", 1550), (F3 + "rlstm_t300_80", 400),
                        (F3 + "lstm_full_28", 800), (F3 + "lstm_full_40", 1550), (F3 + "lstm_full_56", 1550),
-                       (F3 + "lstm_full_80", 1550), (F3 + "plstm_t300_128", 1550),
+                       (F3 + "lstm_full_80", 1550), (F3 + "lstm_full_128", 1550), (F3 + "plstm_t300_128", 1550),
                        (F3 + "rlstm_t300_128", 1550), (F3 + "lstm_t300_128", 1550), (DELAY + "lstm_t300_fp32", 1550),
                        (T2 + "lstm_t300", 1100), (T2 + "lstm_t300_fb0", 1550), (T2 + "lstm_t300_seed1", 1550),
                        (CEIL + "lstm_t300_x2", 2600), (CEIL + "ceiling_300", 1550)):

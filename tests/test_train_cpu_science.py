@@ -85,6 +85,42 @@ def test_the_onednn_probe_tells_whether_autocast_can_run_an_lstm_and_the_context
     assert torch.backends.mkldnn.enabled == torch.backends.mkldnn.is_available()
 
 
+def test_a_float32_gpu_step_runs_cudnn_in_ieee_float32_and_restores_the_flags():
+    """cuDNN's LSTM computes float32 in TF32 by default; a "fp32" step must not. The flags are global, not the
+    GPU's, so this runs on any machine."""
+    cudnn = torch.backends.cudnn
+    new_api = all(hasattr(getattr(cudnn, f, None), "fp32_precision") for f in ("conv", "rnn"))
+    read = (lambda: (cudnn.conv.fp32_precision, cudnn.rnn.fp32_precision)) if new_api else (lambda: cudnn.allow_tf32)
+    before = read()
+    with precision.autocast("fp32", torch.device("cuda")):
+        assert read() == (("ieee", "ieee") if new_api else False)
+    assert read() == before
+    for resolved, device in (("fp32", "cpu"), ("bf16", "cpu")):
+        with precision.autocast(resolved, torch.device(device)):
+            assert read() == before
+
+
+def test_a_training_step_runs_its_backward_inside_the_kernel_context(tmp_path, monkeypatch):
+    """cuDNN reads its TF32 flag again in the backward pass: the float32 context must cover it, not only the forward."""
+    import contextlib
+
+    depth, seen = [0], []
+
+    @contextlib.contextmanager
+    def recording(resolved, device):
+        depth[0] += 1
+        try:
+            yield
+        finally:
+            depth[0] -= 1
+
+    real = torch.autograd.backward
+    monkeypatch.setattr(precision, "kernels", recording)
+    monkeypatch.setattr(torch.autograd, "backward", lambda *a, **k: (seen.append(depth[0]), real(*a, **k))[1])
+    assert main(["train", *TINY, "train.pretrain_steps=1", "train.steps=2", f"train.out={tmp_path / 'run'}"]) == 0
+    assert len(seen) == 3 and all(seen)  # 1 pretraining + 2 supervised steps
+
+
 @pytest.mark.determinism
 def test_a_bf16_run_without_onednn_bf16_trains_and_differs_from_float32(tmp_path, monkeypatch):
     """The path a CPU without AVX-512 takes (oneDNN off inside each step), forced on whatever CPU runs the test."""
@@ -282,6 +318,34 @@ def test_figure_3_gives_a_method_one_colour_in_both_panels(tmp_path):
     assert accuracy == {"r-LSTM Truncate300": cost["rlstm-1x600-cpu"], "LSTM Truncate300": cost["lstm-t300"],
                         "p-LSTM Truncate300": cost["plstm-1x600-cpu"], "LSTM Full BP": cost["lstm-full"]}
     assert len(set(cost.values())) == len(models)  # no two methods share a colour, a model not listed included
+
+
+def test_figure_3_names_the_machine_of_a_point_that_ran_elsewhere(tmp_path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from auxrnn.reproduce.report import _draw_length, _machine, collect
+
+    assert _machine("cpu (AMD EPYC, 1 thread)") == _machine("cpu (AMD EPYC, 2 threads)") == "cpu (AMD EPYC)"
+    exp = reproduce.get("fig3-mnist-cpu")
+    for i, cell in enumerate(exp.cells):
+        _fake_run(reproduce.cell_dir(exp, cell, tmp_path), 20.0 + i, [{"step": 200, "test_acc": 15.0}])
+    fig, ax = plt.subplots()
+    _draw_length(ax, collect(exp.name, tmp_path))
+    assert not ax.texts and not any(line.get_label().startswith("hollow") for line in ax.get_lines())
+    plt.close(fig)
+
+    other = reproduce.cell_dir(exp, next(c for c in exp.cells if c.id == "lstm_full_128"), tmp_path) / "summary.json"
+    other.write_text(json.dumps({**json.loads(other.read_text()), "device": "NVIDIA H200"}))
+    fig, ax = plt.subplots()
+    _draw_length(ax, collect(exp.name, tmp_path))
+    hollow = [line for line in ax.get_lines() if line.get_label() == "_another machine"]
+    assert [t.get_text() for t in ax.texts] == ["NVIDIA H200"] and len(hollow) == 1
+    assert list(zip(*hollow[0].get_data())) == [(16384, json.loads(other.read_text())["test_accuracy"])]
+    assert "hollow: not on cpu (machine named)" in [line.get_label() for line in ax.get_lines()]
+    plt.close(fig)
 
 
 def test_the_plstm_gap_cells_change_one_choice_each_and_stop_at_600(tmp_path):

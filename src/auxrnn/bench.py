@@ -88,12 +88,13 @@ def measure(spec: BenchSpec) -> dict:
     cuda = device.type == "cuda"
 
     def step():
-        with precisions.autocast(spec.precision, device):
-            if spec.model in INFERENCE:
-                model.predict(x, lengths)
-                return
-            loss = model(x, lengths, y, generator=gen).loss
-        loss.backward()
+        with precisions.kernels(spec.precision, device):  # as the training loop steps
+            with precisions.autocast(spec.precision, device):
+                if spec.model in INFERENCE:
+                    model.predict(x, lengths)
+                    return
+                loss = model(x, lengths, y, generator=gen).loss
+            loss.backward()
         opt.step()
         opt.zero_grad(set_to_none=True)
 

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import re
+from collections import Counter
 from pathlib import Path
 
 from auxrnn.reproduce.experiments import get
@@ -249,16 +250,38 @@ def _method_color(name: str) -> str | None:
     return next((f"C{i}" for i, method in enumerate(_METHODS) if key.startswith(method)), None)
 
 
+def _machine(device: str | None) -> str:
+    """A summary's device without its thread count: 'cpu (AMD EPYC, 1 thread)' -> 'cpu (AMD EPYC)'."""
+    return re.sub(r", \d+ threads?\)$", ")", device or "unknown device")
+
+
 def _draw_length(ax, rows: list[dict]) -> int:
-    """Fig. 3's top panel: final test accuracy against T (log axis), one line per model; finished cells only."""
+    """Fig. 3's top panel: final test accuracy against T (log axis), one line per model; finished cells only.
+
+    A point that ran on another machine than most of the panel's is hollow and named beside it: its floats are
+    that machine's."""
+    finished = [r for r in rows if r["summary"].get("status") == "finished" and _length(r["cell"].column) is not None]
+    machines = Counter(_machine(r["summary"].get("device")) for r in finished)
+    usual = machines.most_common(1)[0][0] if machines else None
     drawn = 0
     for model in dict.fromkeys(r["cell"].row for r in rows):
-        mine = [r for r in rows if r["cell"].row == model]
-        pts = sorted((_length(r["cell"].column), r["summary"]["test_accuracy"]) for r in mine
-                     if r["summary"].get("status") == "finished" and _length(r["cell"].column) is not None)
-        if pts:
-            ax.plot(*zip(*pts), marker="o", label=model, color=_method_color(mine[0]["cell"].id))
-            drawn += 1
+        mine = sorted((r for r in finished if r["cell"].row == model), key=lambda r: _length(r["cell"].column))
+        if not mine:
+            continue
+        color = _method_color(mine[0]["cell"].id)
+        line, = ax.plot([_length(r["cell"].column) for r in mine], [r["summary"]["test_accuracy"] for r in mine],
+                        marker="o", label=model, color=color)
+        drawn += 1
+        for r in mine:
+            if (machine := _machine(r["summary"].get("device"))) != usual:
+                xy = (_length(r["cell"].column), r["summary"]["test_accuracy"])
+                ax.plot(*xy, marker="o", markersize=9, markerfacecolor="white", color=line.get_color(),
+                        linestyle="none", label="_another machine")
+                ax.annotate(machine, xy, xytext=(-6, 8), textcoords="offset points", ha="right", fontsize=7,
+                            color=line.get_color())
+    if len(machines) > 1:
+        ax.plot([], [], marker="o", markerfacecolor="white", color="gray", linestyle="none",
+                label=f"hollow: not on {usual} (machine named)")
     ax.set_xscale("log")
     ax.set_xlabel("sequence length T (log axis)")
     ax.set_ylabel("test accuracy (%)")

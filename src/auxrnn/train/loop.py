@@ -208,11 +208,9 @@ class Run:
         gc.collect()
 
     def _model_for(self, phase: str) -> torch.nn.Module:
-        """The module the step calls: the model itself, or its DDP wrapper for this phase.
-
-        DDP searches the graph for parameters without a gradient only where the phase can leave some out
-        (pretraining leaves the classifier out): that search costs a pass over the graph every step.
-        """
+        """The module the step calls: the model itself, or its DDP wrapper for this phase. DDP searches the graph
+        for parameters without a gradient only where the phase can leave some out (pretraining leaves the
+        classifier out): that search costs a pass over the graph every step."""
         if not self.d.enabled:
             return self.raw
         find = not self.raw.all_parameters_used(phase)
@@ -233,10 +231,11 @@ class Run:
         for group in self.optimizer.param_groups:
             group["lr"] = lr
         y = y.to(d.device, non_blocking=True)
-        with precision.autocast(self.precision, d.device):  # decisions T24, T28
-            out = self._model_for(phase)(x.to(d.device, non_blocking=True), lengths, y, generator=self.gen,
-                                         phase=phase, aux_weight=cfg.train.aux_weight)
-        out.loss.backward()
+        with precision.kernels(self.precision, d.device):  # decision T24: float32 is IEEE float32, backward too
+            with precision.autocast(self.precision, d.device):  # decisions T24, T28
+                out = self._model_for(phase)(x.to(d.device, non_blocking=True), lengths, y, generator=self.gen,
+                                             phase=phase, aux_weight=cfg.train.aux_weight)
+            out.loss.backward()
         # Clipping, decision T3 (RNN gradients can explode); a non-finite norm is caught at the next log line.
         norm = torch.nn.utils.clip_grad_norm_(self.params, cfg.optim.clip if cfg.optim.clip > 0 else math.inf)
         self.optimizer.step()

@@ -86,9 +86,47 @@ def _onednn_off():
         torch.backends.mkldnn.enabled = before
 
 
+def kernels(resolved: str, device: torch.device) -> contextlib.AbstractContextManager:
+    """The context a whole step, forward and backward, runs in: IEEE float32 cuDNN kernels for fp32 on CUDA.
+
+    cuDNN reads the flag again in the backward pass, so this wraps `loss.backward()` too; `autocast` (the forward
+    and evaluation) enters it itself.
+    """
+    return _ieee_cudnn() if resolved == "fp32" and device.type == "cuda" else contextlib.nullcontext()
+
+
+@contextlib.contextmanager
+def _ieee_cudnn():
+    """cuDNN's RNN (and convolution) kernels in IEEE float32 (decision T24).
+
+    PyTorch lets cuDNN's LSTM compute float32 in TF32 by default (10-bit mantissa), so a "fp32" GPU step would
+    not have the CPU's gradients. Newer torch keeps one flag per operator family (inside this context its legacy
+    `cudnn.allow_tf32` raises when read: set it, never read it); older torch has only that one flag.
+    """
+    cudnn = torch.backends.cudnn
+    families = [getattr(cudnn, name, None) for name in ("conv", "rnn")]
+    if all(hasattr(f, "fp32_precision") for f in families):
+        before = [f.fp32_precision for f in families]
+        for f in families:
+            f.fp32_precision = "ieee"
+        try:
+            yield
+        finally:
+            for f, value in zip(families, before):
+                f.fp32_precision = value
+    else:
+        before = cudnn.allow_tf32
+        cudnn.allow_tf32 = False
+        try:
+            yield
+        finally:
+            cudnn.allow_tf32 = before
+
+
 def autocast(resolved: str, device: torch.device) -> contextlib.AbstractContextManager:
-    """The context a step or an evaluation runs in: bf16 autocast, or nothing for fp32."""
+    """The context a step or an evaluation runs in: bf16 autocast, or IEEE float32 kernels for fp32."""
     stack = contextlib.ExitStack()
+    stack.enter_context(kernels(resolved, device))
     if resolved == "bf16":
         if device.type == "cpu" and not onednn_bf16_lstm():
             stack.enter_context(_onednn_off())
