@@ -334,7 +334,7 @@ def test_figure_3_names_the_machine_of_a_point_that_ran_elsewhere(tmp_path):
         _fake_run(reproduce.cell_dir(exp, cell, tmp_path), 20.0 + i, [{"step": 200, "test_acc": 15.0}])
     fig, ax = plt.subplots()
     _draw_length(ax, collect(exp.name, tmp_path))
-    assert not ax.texts and not any(line.get_label().startswith("hollow") for line in ax.get_lines())
+    assert not ax.texts and not any(line.get_label().startswith("hollow point") for line in ax.get_lines())
     plt.close(fig)
 
     other = reproduce.cell_dir(exp, next(c for c in exp.cells if c.id == "lstm_full_128"), tmp_path) / "summary.json"
@@ -344,7 +344,7 @@ def test_figure_3_names_the_machine_of_a_point_that_ran_elsewhere(tmp_path):
     hollow = [line for line in ax.get_lines() if line.get_label() == "_another machine"]
     assert [t.get_text() for t in ax.texts] == ["NVIDIA H200"] and len(hollow) == 1
     assert list(zip(*hollow[0].get_data())) == [(16384, json.loads(other.read_text())["test_accuracy"])]
-    assert "hollow: not on cpu (machine named)" in [line.get_label() for line in ax.get_lines()]
+    assert "hollow point: ran on the machine named beside it, not cpu" in [line.get_label() for line in ax.get_lines()]
     plt.close(fig)
 
 

@@ -281,7 +281,7 @@ def _draw_length(ax, rows: list[dict]) -> int:
                             color=line.get_color())
     if len(machines) > 1:
         ax.plot([], [], marker="o", markerfacecolor="white", color="gray", linestyle="none",
-                label=f"hollow: not on {usual} (machine named)")
+                label=f"hollow point: ran on the machine named beside it, not {usual}")
     ax.set_xscale("log")
     ax.set_xlabel("sequence length T (log axis)")
     ax.set_ylabel("test accuracy (%)")
