@@ -99,9 +99,9 @@ def probe(path: str, row: str) -> float:
     return float(rows[row])
 
 
-def bench(name: str, precision: str, **match) -> float:
-    """Milliseconds per step of the first row of a bench JSON with this precision (and `match`'s fields)."""
-    return next(r["step_ms"] for r in json.loads((DOCS / name).read_text())
+def bench(name: str, precision: str, field: str = "step_ms", **match) -> float:
+    """A field (ms per step by default) of the first row of a bench JSON with this precision and `match`'s fields."""
+    return next(r[field] for r in json.loads((DOCS / name).read_text())
                 if r["precision"] == precision and all(r[k] == v for k, v in match.items()))
 
 
@@ -128,9 +128,9 @@ GPU, GPU_TF32 = "bench-gpu.json", "bench-gpu-cudnn-tf32.json"
 GPU_ROWS = ("lstm-full", "lstm-t300", "lstm-infer", "rlstm-1x600", "rlstm-20x30", "plstm-1x600")
 
 
-def gpu(model: str, T: int, key: str = "step_ms", name: str = GPU) -> float:
-    """A field of the H200 bench record of `model` at `T` (docs/bench-gpu*.json)."""
-    return next(r[key] for r in json.loads((DOCS / name).read_text()) if r["model"] == model and r["T"] == T)
+def gpu(model: str, T: int, field: str = "step_ms", name: str = GPU) -> float:
+    """A field of the float32 H200 bench record of `model` at `T` (docs/bench-gpu*.json)."""
+    return bench(name, "fp32", field, model=model, T=T)
 
 
 def gpu_tf32_ratios() -> list[float]:
