@@ -247,8 +247,8 @@ def _figure3_cpu() -> Experiment:
         "(data.options.side; bilinear), T = side². From T = 3136 on the last 300 steps hold under 1% of the ink "
         "(scripts/ink_in_window.py): the label lies before the Truncate300 window. Every point runs in bf16 "
         "(1.7x cheaper per step than float32 on the AMD EPYC the CPU cells ran on), T = 784 too: the float32 "
-        "table2-mnist-cpu cells are not reused. LSTM Full BP at T = 16384 ran on an NVIDIA H200. This is MNIST "
-        "resized, not the paper's StanfordDogs (experiment figure3).", cells, plot="length")
+        "table2-mnist-cpu cells are not reused. This is MNIST resized, not the paper's StanfordDogs (experiment "
+        "figure3).", cells, plot="length")
 
 
 def _figure3() -> Experiment:
